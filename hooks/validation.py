@@ -1,0 +1,278 @@
+"""Answer validation for copier.yml, exposed to Jinja as the ``check`` global.
+
+Copier runs ``validator:`` templates and treats any non-empty output as the error,
+so each rule returns ``""`` when the answer is fine and otherwise a message naming
+the field and the rule.  Copier prefixes it with
+``Validation error for question '<name>':`` and writes nothing.
+
+Loaded through ``copier_template_extensions.TemplateExtensionLoader`` by file path,
+so this module must stay self-contained (no imports from sibling hook modules).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from jinja2 import Environment
+from jinja2.ext import Extension
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# airflow-helm 8.9.0 supports Airflow 2.0-2.9 only (no 2.10, no 3.x): REFERENCE §0, §1.2.
+IMAGE_TAG = re.compile(r"^2\.[0-9]\.[0-9]+(-python3\.[0-9]{1,2})?$")
+ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")
+EXECUTORS = ("CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor")
+RELEASE_NAME_MAX = 40  # chart rule: "The `.Release.name` must be <= 40 characters"
+
+
+def _required(field: str, value: Any) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return f"{field} is required (no default: it identifies your own infrastructure)"
+    return ""
+
+
+def _matches(field: str, value: Any, pattern: str, rule: str, *, optional: bool = False) -> str:
+    if optional and (value is None or value == ""):
+        return ""
+    missing = _required(field, value)
+    if missing:
+        return missing
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        return f"{field} {value!r} is invalid: {rule}"
+    return ""
+
+
+def project_name(value: Any) -> str:
+    err = _matches("project_name", value, DNS_LABEL.pattern,
+                   "must be a DNS-1123 label (lowercase letters, digits, '-', "
+                   "starting and ending with a letter or digit)")
+    if not err and len(value) > RELEASE_NAME_MAX:
+        err = (f"project_name is {len(value)} characters: it is also the Helm release name, "
+               f"which chart 8.9.0 limits to {RELEASE_NAME_MAX}")
+    return err
+
+
+def dns_label(field: str, max_len: int = 63) -> Callable[[Any], str]:
+    def rule(value: Any) -> str:
+        err = _matches(field, value, DNS_LABEL.pattern,
+                       "must be a DNS-1123 label (lowercase letters, digits, '-')")
+        if not err and len(value) > max_len:
+            err = f"{field} must be at most {max_len} characters (got {len(value)})"
+        return err
+    return rule
+
+
+def chart_version(value: Any) -> str:
+    return _matches("chart_version", value, r"[0-9]+\.[0-9]+\.[0-9]+",
+                    "must be an exact chart version like 8.9.0 (GitOps pins, never ranges)")
+
+
+def image_repository(value: Any) -> str:
+    return _matches("airflow_image_repository", value,
+                    r"[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*",
+                    "must be an image repository like apache/airflow (no tag, no digest)")
+
+
+def image_tag(value: Any) -> str:
+    return _matches("airflow_image_tag", value, IMAGE_TAG.pattern,
+                    "chart 8.9.0 supports Airflow 2.0-2.9 only: use a tag like "
+                    "2.8.4-python3.9 (no 2.10+, no 3.x, no 'latest')")
+
+
+def executor(value: Any) -> str:
+    if value not in EXECUTORS:
+        return f"executor {value!r} is invalid: must be one of {', '.join(EXECUTORS)}"
+    return ""
+
+
+def extra_pip_packages(value: Any) -> str:
+    """PEP 508 requirements, pinned: an unpinned package changes under you at every pod start."""
+    from packaging.requirements import InvalidRequirement, Requirement  # copier depends on it
+
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return "extra_pip_packages must be a YAML list of strings, e.g. ['apache-airflow-providers-slack==8.6.0']"
+    for item in value:
+        try:
+            req = Requirement(item)
+        except InvalidRequirement as exc:
+            return f"extra_pip_packages entry {item!r} is not a PEP 508 requirement: {exc}"
+        if req.url:
+            return f"extra_pip_packages entry {item!r} uses a URL: only index packages are allowed"
+        if not any(spec.operator in ("==", "===", "~=") for spec in req.specifier):
+            return (f"extra_pip_packages entry {item!r} is not pinned: use ==VERSION "
+                    "(unpinned packages are re-resolved at every pod start)")
+    return ""
+
+
+def aws_region(value: Any) -> str:
+    return _matches("aws_region", value, r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]",
+                    "must be an AWS region code like eu-west-1")
+
+
+def aws_account_id(value: Any) -> str:
+    value = str(value) if isinstance(value, int) else value
+    return _matches("aws_account_id", value, r"[0-9]{12}", "must be exactly 12 digits")
+
+
+def eks_cluster_name(value: Any) -> str:
+    return _matches("eks_cluster_name", value, r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}",
+                    "must be 1-100 letters, digits, '-' or '_', starting with a letter or digit")
+
+
+def efs_file_system_id(value: Any) -> str:
+    return _matches("efs_file_system_id", value, r"fs-[0-9a-f]{8,40}",
+                    "must look like fs-0123456789abcdef0 ('fs-' + 8-40 lowercase hex)")
+
+
+def efs_access_point_id(value: Any) -> str:
+    return _matches("efs_access_point_id", value, r"fsap-[0-9a-f]{8,40}",
+                    "must be empty or look like fsap-0123456789abcdef0 ('fsap-' + 8-40 lowercase hex)",
+                    optional=True)
+
+
+def _aws_host(field: str, suffix: str, service: str) -> Callable[[Any], str]:
+    def rule(value: Any) -> str:
+        missing = _required(field, value)
+        if missing:
+            return missing
+        if not isinstance(value, str) or ":" in value:
+            return f"{field} {value!r} is invalid: give the hostname only, without ':port' (the port is its own question)"
+        if not DNS_NAME.match(value) or not value.endswith(suffix):
+            return f"{field} {value!r} is invalid: must be the {service} endpoint hostname ending in {suffix}"
+        return ""
+    return rule
+
+
+def port(field: str) -> Callable[[Any], str]:
+    def rule(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            return f"{field} {value!r} is invalid: must be an integer port between 1 and 65535"
+        return ""
+    return rule
+
+
+def pg_identifier(field: str) -> Callable[[Any], str]:
+    def rule(value: Any) -> str:
+        err = _matches(field, value, r"[a-z_][a-z0-9_]{0,62}",
+                       "must be a PostgreSQL identifier: lowercase letters, digits, '_' (max 63)")
+        if not err and value in ("postgres", "rdsadmin"):
+            err = f"{field} must not be {value!r}: use a dedicated Airflow database user, not the master user"
+        return err
+    return rule
+
+
+def s3_log_bucket(value: Any) -> str:
+    err = _matches("s3_log_bucket", value, r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+                   "S3 bucket names are 3-63 lowercase letters, digits, '.' and '-', "
+                   "starting and ending with a letter or digit")
+    if err:
+        return err
+    rules = [
+        (".." in value, "must not contain '..'"),
+        (_is_ip(value), "must not be formatted as an IP address"),
+        (value.startswith(("xn--", "sthree-")), "must not start with 'xn--' or 'sthree-'"),
+        (value.endswith(("-s3alias", "--ol-s3")), "must not end with '-s3alias' or '--ol-s3'"),
+    ]
+    return next((f"s3_log_bucket {value!r} is invalid: {msg}" for bad, msg in rules if bad), "")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def s3_log_prefix(value: Any) -> str:
+    return _matches("s3_log_prefix", value, r"[A-Za-z0-9!_.*()-]+(/[A-Za-z0-9!_.*()-]+)*",
+                    "must be a key prefix like airflow/dev/logs: S3-safe characters, "
+                    "'/'-separated, no leading or trailing '/'", optional=True)
+
+
+def irsa_role_arn(value: Any, account_id: Any = None) -> str:
+    err = _matches("irsa_role_arn", value, ROLE_ARN.pattern,
+                   "must be an IAM role ARN like arn:aws:iam::123456789012:role/airflow-dev")
+    if err:
+        return err
+    found = ROLE_ARN.match(value).group(1)  # type: ignore[union-attr]
+    if account_id not in (None, "") and found != str(account_id):
+        return f"irsa_role_arn is in account {found} but aws_account_id is {account_id}: IRSA roles live in the cluster's account"
+    return ""
+
+
+def web_hostname(value: Any) -> str:
+    err = _matches("web_hostname", value, DNS_NAME.pattern,
+                   "must be empty (no ingress) or a lowercase DNS name like airflow.example.com",
+                   optional=True)
+    if not err and value and "." not in value:
+        err = f"web_hostname {value!r} is invalid: must be a fully qualified DNS name like airflow.example.com"
+    return err
+
+
+RULES: dict[str, Callable[..., str]] = {
+    "project_name": project_name,
+    "chart_version": chart_version,
+    "airflow_image_repository": image_repository,
+    "airflow_image_tag": image_tag,
+    "executor": executor,
+    "extra_pip_packages": extra_pip_packages,
+    "environment": dns_label("environment", 20),
+    "aws_region": aws_region,
+    "aws_account_id": aws_account_id,
+    "eks_cluster_name": eks_cluster_name,
+    "namespace": dns_label("namespace", 63),
+    "efs_file_system_id": efs_file_system_id,
+    "efs_access_point_id": efs_access_point_id,
+    "rds_host": _aws_host("rds_host", ".rds.amazonaws.com", "RDS"),
+    "rds_port": port("rds_port"),
+    "rds_database": pg_identifier("rds_database"),
+    "rds_user": pg_identifier("rds_user"),
+    "redis_host": _aws_host("redis_host", ".cache.amazonaws.com", "ElastiCache primary"),
+    "redis_port": port("redis_port"),
+    "s3_log_bucket": s3_log_bucket,
+    "s3_log_prefix": s3_log_prefix,
+    "irsa_role_arn": irsa_role_arn,
+    "web_hostname": web_hostname,
+}
+
+
+def check(field: str, value: Any, *args: Any) -> str:
+    """Jinja entry point: ``{{ check('aws_region', aws_region) }}`` renders the error or nothing."""
+    return RULES[field](value, *args)
+
+
+_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@-]*$")
+_YAML_SPECIAL = re.compile(
+    r"^(y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
+    r"|null|Null|NULL|~|[-+]?[0-9_.:]+([eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|0o?[0-7]+)$"
+)
+
+
+def yaml_str(value: Any) -> str:
+    """Render a string as a YAML scalar that parses back to exactly the same string.
+
+    Plain when unambiguous (readable diffs), single-quoted when that needs no escape,
+    JSON double-quoted otherwise: JSON strings are valid YAML, so quotes, ':', '#', newlines and '{{ }}' survive untouched.
+    """
+    text = str(value)
+    if _PLAIN.match(text) and not _YAML_SPECIAL.match(text):
+        return text
+    if text.isprintable() and "'" not in text and text.strip() == text:
+        return f"'{text}'"  # single-quoted YAML has no escapes besides ''
+    return json.dumps(text)
+
+
+class ValidationExtension(Extension):
+    """Registers ``check`` (answer validation) and ``yaml_str`` (safe scalar) for templates."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.globals["check"] = check
+        environment.filters["yaml_str"] = yaml_str
