@@ -142,7 +142,8 @@ def _aws_host(field: str, suffix: str, service: str) -> Callable[[Any], str]:
         if missing:
             return missing
         if not isinstance(value, str) or ":" in value:
-            return f"{field} {value!r} is invalid: give the hostname only, without ':port' (the port is its own question)"
+            return (f"{field} {value!r} is invalid: give the hostname only, without ':port' "
+                    "(the port is its own question)")
         if not DNS_NAME.match(value) or not value.endswith(suffix):
             return f"{field} {value!r} is invalid: must be the {service} endpoint hostname ending in {suffix}"
         return ""
@@ -203,7 +204,8 @@ def irsa_role_arn(value: Any, account_id: Any = None) -> str:
         return err
     found = ROLE_ARN.match(value).group(1)  # type: ignore[union-attr]
     if account_id not in (None, "") and found != str(account_id):
-        return f"irsa_role_arn is in account {found} but aws_account_id is {account_id}: IRSA roles live in the cluster's account"
+        return (f"irsa_role_arn is in account {found} but aws_account_id is {account_id}: "
+                "IRSA roles live in the cluster's account")
     return ""
 
 
@@ -259,7 +261,8 @@ def yaml_str(value: Any) -> str:
     """Render a string as a YAML scalar that parses back to exactly the same string.
 
     Plain when unambiguous (readable diffs), single-quoted when that needs no escape,
-    JSON double-quoted otherwise: JSON strings are valid YAML, so quotes, ':', '#', newlines and '{{ }}' survive untouched.
+    JSON double-quoted otherwise: JSON strings are valid YAML, so quotes, ':', '#', newlines
+    and '{{ }}' survive untouched.
     """
     text = str(value)
     if _PLAIN.match(text) and not _YAML_SPECIAL.match(text):

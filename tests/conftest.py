@@ -1,0 +1,135 @@
+"""Shared fixtures: a git snapshot of this template, copier runs, the generated repo's `make validate`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import copier
+import git
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("AIRFLOW_GITOPS_SHARED", ROOT.parent / "shared"))
+SNAPSHOT_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", ".tools", "build", ".cache", "__pycache__", ".pytest_cache", ".ruff_cache"
+)
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}
+
+
+def load_module(relpath: str, name: str) -> ModuleType:
+    """Import a file that is not on sys.path (hooks and the generated repo's scripts)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / relpath)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared, or skip saying exactly what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference data {path} is absent (set AIRFLOW_GITOPS_SHARED): check not run")
+    return path
+
+
+def kubectl_path() -> Path:
+    path = Path(os.environ.get("KUBECTL", ROOT / ".tools/bin/kubectl"))
+    if not path.exists():
+        pytest.skip(f"kubectl not found at {path}: run `make setup` first")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_answers() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "examples/demo.yml").read_text())
+
+
+def commit_all(repo: Path, message: str, tag: str | None = None) -> git.Repo:
+    """Commit the whole tree of `repo` (initialising it if needed); optionally tag it."""
+    r = git.Repo.init(repo) if not (repo / ".git").exists() else git.Repo(repo)
+    with r.git.custom_environment(**GIT_ENV):
+        r.git.add("-A")
+        r.git.commit("-q", "--allow-empty", "-m", message)
+        if tag:
+            r.git.tag(tag)
+    return r
+
+
+@pytest.fixture(scope="session")
+def template_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This working tree as a tagged git repository, as users consume a template."""
+    dst = tmp_path_factory.mktemp("template") / "airflow-eks-gitops"
+    shutil.copytree(ROOT, dst, ignore=SNAPSHOT_IGNORE)
+    commit_all(dst, "template snapshot", tag="v0.1.0")
+    return dst
+
+
+@pytest.fixture(scope="session")
+def copy_project(template_src: Path) -> Callable[..., Path]:
+    """Run `copier copy` non-interactively (answers validated as at the prompt)."""
+
+    def run(dst: Path, answers: dict[str, Any], **kwargs: Any) -> Path:
+        copier.run_copy(str(template_src), dst, data=answers, defaults=True, unsafe=True,
+                        quiet=True, **kwargs)
+        return dst
+
+    return run
+
+
+def validate_env() -> dict[str, str]:
+    env = dict(os.environ, KUBECTL=str(kubectl_path()))
+    if (SHARED / "schemas").is_dir():
+        env["AIRFLOW_GITOPS_SCHEMA_DIR"] = str(SHARED / "schemas")
+    if (SHARED / "chart").is_dir():
+        env["AIRFLOW_CHART_VALUES"] = str(SHARED / "chart/airflow-8.9.0-values.yaml")
+    return env
+
+
+def run_validate(repo: Path, *, strict: bool = False) -> subprocess.CompletedProcess[str]:
+    """The generated repo's own `make validate`, with this interpreter as TOOLS_PYTHON."""
+    cmd = ["make", "-s", "-C", str(repo), "validate", f"TOOLS_PYTHON={sys.executable}"]
+    if strict:
+        cmd.append("STRICT=1")
+    return subprocess.run(cmd, capture_output=True, text=True, env=validate_env(), timeout=300)
+
+
+def kustomize_build(path: Path) -> list[dict[str, Any]]:
+    out = subprocess.run([str(kubectl_path()), "kustomize", str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def merged_values(repo: Path, env: str) -> dict[str, Any]:
+    """Values the HelmRelease hands to Helm for `env`: base, then env (Helm's coalesce)."""
+    built = kustomize_build(repo / "deploy/overlays" / env)
+    release = next(o for o in built if o["kind"] == "HelmRelease")
+    configmaps = {o["metadata"]["name"]: o for o in built if o["kind"] == "ConfigMap"}
+    values: dict[str, Any] = {}
+    for ref in release["spec"]["valuesFrom"]:
+        layer = yaml.safe_load(configmaps[ref["name"]]["data"][ref.get("valuesKey", "values.yaml")])
+        values = deep_merge(values, layer or {})
+    return values
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,82 @@
+"""Story: a user mistypes an answer. Copier stops with the field and the rule, and writes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+BAD_ANSWERS = [
+    ("project_name", "Airflow", "DNS-1123"),
+    ("project_name", "a" * 41, "limits to 40"),
+    ("project_name", "my_airflow", "DNS-1123"),
+    ("chart_version", "8.x", "exact chart version"),
+    ("chart_version", ">=8.9.0", "exact chart version"),
+    ("airflow_image_repository", "apache/airflow:2.8.4", "no tag"),
+    ("airflow_image_tag", "3.0.0", "2.0-2.9"),
+    ("airflow_image_tag", "2.10.5", "2.0-2.9"),
+    ("airflow_image_tag", "latest", "2.0-2.9"),
+    ("executor", "LocalExecutor", "CeleryExecutor"),
+    ("extra_pip_packages", ["apache-airflow-providers-slack"], "not pinned"),
+    ("extra_pip_packages", ["slack>=1"], "not pinned"),
+    ("extra_pip_packages", ["not a requirement!!"], "PEP 508"),
+    ("extra_pip_packages", ["pkg @ https://example.com/pkg.whl"], "URL"),
+    ("extra_pip_packages", "apache-airflow-providers-slack==8.6.0", "YAML list"),
+    ("environment", "Prod", "DNS-1123"),
+    ("environment", "a-very-long-environment-name", "at most 20"),
+    ("aws_region", "eu-west", "region code"),
+    ("aws_region", "EU-WEST-1", "region code"),
+    ("aws_account_id", "12345678901", "12 digits"),
+    ("aws_account_id", "12345678901a", "12 digits"),
+    ("eks_cluster_name", "-cluster", "starting with a letter"),
+    ("namespace", "Airflow_Dev", "DNS-1123"),
+    ("namespace", "a" * 64, "at most 63"),
+    ("efs_file_system_id", "fs-123", "8-40"),
+    ("efs_file_system_id", "fs-0123456789ABCDEF0", "lowercase hex"),
+    ("efs_file_system_id", "", "required"),
+    ("efs_access_point_id", "fsap-xyz", "fsap-"),
+    ("efs_access_point_id", "fs-0123456789abcdef0", "fsap-"),
+    ("rds_host", "db.abc.eu-west-1.rds.amazonaws.com:5432", "without ':port'"),
+    ("rds_host", "localhost", "ending in .rds.amazonaws.com"),
+    ("rds_host", "", "required"),
+    ("rds_port", 0, "between 1 and 65535"),
+    ("rds_port", 70000, "between 1 and 65535"),
+    ("rds_database", "air-flow", "PostgreSQL identifier"),
+    ("rds_user", "postgres", "not the master user"),
+    ("redis_host", "redis.example.com", "ending in .cache.amazonaws.com"),
+    ("redis_port", 0, "between 1 and 65535"),
+    ("s3_log_bucket", "My_Bucket", "S3 bucket names"),
+    ("s3_log_bucket", "ab", "S3 bucket names"),
+    ("s3_log_bucket", "my..bucket", "'..'"),
+    ("s3_log_bucket", "192.168.1.1", "IP address"),
+    ("s3_log_bucket", "xn--bucket", "xn--"),
+    ("s3_log_bucket", "bucket-s3alias", "-s3alias"),
+    ("s3_log_prefix", "/logs", "no leading or trailing '/'"),
+    ("s3_log_prefix", "logs\nAIRFLOW__CORE__X: y", "key prefix"),
+    ("irsa_role_arn", "arn:aws:iam::123456789012:user/airflow", "IAM role ARN"),
+    ("irsa_role_arn", "arn:aws:iam::999999999999:role/airflow", "aws_account_id is 123456789012"),
+    ("web_hostname", "Airflow.Example.com", "DNS name"),
+    ("web_hostname", "airflow", "fully qualified"),
+    ("web_hostname", "airflow.example.com/path", "DNS name"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "rule"), BAD_ANSWERS, ids=[f"{f}={v!r}"[:60] for f, v, _ in BAD_ANSWERS])
+def test_bad_answer_rejected(tmp_path: Path, copy_project, demo_answers, field, value, rule) -> None:
+    dst = tmp_path / "dst"
+    with pytest.raises(ValueError) as excinfo:
+        copy_project(dst, {**demo_answers, field: value})
+    message = str(excinfo.value)
+    assert f"'{field}'" in message, message  # copier: "Validation error for question '<field>': ..."
+    assert rule in message, message
+    assert not dst.exists() or not any(dst.iterdir()), "a rejected answer must leave nothing behind"
+
+
+@pytest.mark.parametrize("field", ["aws_region", "aws_account_id", "eks_cluster_name", "efs_file_system_id",
+                                   "rds_host", "s3_log_bucket"])
+def test_infrastructure_ids_have_no_silent_default(tmp_path: Path, copy_project, demo_answers, field) -> None:
+    answers = {k: v for k, v in demo_answers.items() if k != field}
+    dst = tmp_path / "dst"
+    with pytest.raises(ValueError, match=field):
+        copy_project(dst, answers)
+    assert not dst.exists() or not any(dst.iterdir())

@@ -1,0 +1,145 @@
+"""Story: a platform engineer runs `copier copy`, then `make validate` in the generated repo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import kustomize_build, run_validate
+
+ANSWER_MATRIX = {
+    "celery-ap-ingress": {},
+    "celery-root-noingress": {"efs_access_point_id": "", "web_hostname": ""},
+    "kubernetes-ap": {"executor": "KubernetesExecutor", "web_hostname": ""},
+    "kubernetes-root-ingress": {"executor": "KubernetesExecutor", "efs_access_point_id": ""},
+    "celerykubernetes-pip": {
+        "executor": "CeleryKubernetesExecutor",
+        "extra_pip_packages": ["apache-airflow-providers-slack==8.6.0"],
+    },
+}
+
+
+@pytest.fixture(params=sorted(ANSWER_MATRIX))
+def variant(request: pytest.FixtureRequest, tmp_path: Path, copy_project, demo_answers) -> tuple[Path, dict]:
+    answers = {**demo_answers, **ANSWER_MATRIX[request.param]}
+    return copy_project(tmp_path / "repo", answers), answers
+
+
+def test_generated_repo_validates(variant: tuple[Path, dict[str, Any]]) -> None:
+    repo, answers = variant
+    result = run_validate(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ERROR" not in result.stdout
+    # Placeholders are reported, one line per unsealed entry, with the command that seals it.
+    warnings = [line for line in result.stdout.splitlines() if "UNSEALED" in line or "make seal" in line]
+    expected = 5 if answers["executor"] != "KubernetesExecutor" else 4
+    assert len(warnings) == expected, result.stdout
+
+
+def test_strict_validation_fails_on_placeholders(tmp_path: Path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    result = run_validate(repo, strict=True)
+    assert result.returncode != 0
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 5, result.stdout
+    assert all("make seal ENV=dev SECRET=" in line for line in errors)
+
+
+def test_layout_one_concern_per_file(tmp_path: Path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    files = {str(p.relative_to(repo)) for p in repo.rglob("*") if p.is_file()}
+    for expected in [
+        ".copier-answers.yml", "README.md", "Makefile", "scripts/validate.py",
+        "clusters/dev/infrastructure.yaml", "clusters/dev/airflow.yaml",
+        "infrastructure/kustomization.yaml", "infrastructure/storageclass.yaml",
+        "infrastructure/sealed-secrets/helmrelease.yaml", "infrastructure/sealed-secrets/helmrepository.yaml",
+        "deploy/base/helmrelease.yaml", "deploy/base/helmrepository.yaml", "deploy/base/values.yaml",
+        "deploy/base/pv.yaml", "deploy/base/pvc.yaml", "deploy/base/namespace.yaml",
+        "deploy/overlays/dev/values.yaml", "deploy/overlays/dev/pv-patch.yaml",
+        "deploy/overlays/dev/secrets/airflow-db.yaml", "deploy/overlays/dev/secrets/airflow-redis.yaml",
+    ]:
+        assert expected in files
+    for path in repo.rglob("*.yaml"):
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        assert len(docs) <= 1, f"{path} holds {len(docs)} objects: one concern per file"
+
+
+def test_flux_objects_wired(tmp_path: Path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    built = kustomize_build(repo / "deploy/overlays/dev")
+    by_kind = {(o["kind"], o["metadata"]["name"]): o for o in built}
+    release = by_kind[("HelmRelease", "airflow")]["spec"]
+    assert release["chart"]["spec"]["version"] == "8.9.0"
+    assert release["releaseName"] == "airflow"
+    assert release["install"]["remediation"]["retries"] > 0
+    assert release["upgrade"]["remediation"]["retries"] > 0
+    assert release["driftDetection"]["mode"] == "enabled"
+    # valuesFrom names the hashed generator output, base first, then the environment.
+    names = [ref["name"] for ref in release["valuesFrom"]]
+    assert [n.rsplit("-", 1)[0] for n in names] == ["airflow-base-values", "airflow-env-values"]
+    assert all(("ConfigMap", n) in by_kind for n in names)
+    repo_obj = by_kind[("HelmRepository", "airflow-stable")]
+    assert repo_obj["spec"]["url"] == "https://airflow-helm.github.io/charts"
+    assert {o["metadata"].get("namespace") for o in built if o["kind"] != "PersistentVolume"} - {None} == {
+        "airflow-dev"
+    }
+    pv = by_kind[("PersistentVolume", "airflow-dev-dags")]["spec"]
+    assert pv["csi"] == {"driver": "efs.csi.aws.com", "volumeHandle": "fs-0123456789abcdef0::fsap-0123456789abcdef0"}
+    assert pv["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["accessModes"] == ["ReadWriteMany"]
+    pvc = by_kind[("PersistentVolumeClaim", "airflow-dags")]["spec"]
+    assert pvc["volumeName"] == "airflow-dev-dags"
+    assert pvc["storageClassName"] == pv["storageClassName"]
+
+    cluster = {o["metadata"]["name"]: o["spec"] for o in _cluster_objects(repo, "dev")}
+    assert cluster["airflow-dev"]["dependsOn"] == [{"name": "infrastructure"}]
+    assert cluster["airflow-dev"]["path"] == "./deploy/overlays/dev"
+    for spec in cluster.values():
+        assert spec["prune"] is True and spec["wait"] is True and spec["timeout"]
+        assert "postBuild" not in spec
+
+
+def _cluster_objects(repo: Path, env: str) -> list[dict]:
+    return [yaml.safe_load(p.read_text()) for p in sorted((repo / "clusters" / env).glob("*.yaml"))]
+
+
+def test_volume_handle_without_access_point(tmp_path: Path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", {**demo_answers, "efs_access_point_id": ""})
+    pv = next(o for o in kustomize_build(repo / "deploy/overlays/dev") if o["kind"] == "PersistentVolume")
+    assert pv["spec"]["csi"]["volumeHandle"] == "fs-0123456789abcdef0"
+
+
+def test_two_environments_share_a_cluster(tmp_path: Path, copy_project, demo_answers) -> None:
+    """A second env on the same EKS cluster: cluster-scoped names differ, shared objects are identical."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    staging = {
+        **demo_answers, "environment": "staging", "namespace": "airflow-staging",
+        "irsa_role_arn": "arn:aws:iam::123456789012:role/airflow-staging", "s3_log_prefix": "airflow/staging",
+        "web_hostname": "airflow-staging.example.com",
+    }
+    copy_project(repo, staging, answers_file=".copier-answers.staging.yml", overwrite=True)
+    result = run_validate(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    pvs = {
+        env: next(o for o in kustomize_build(repo / "deploy/overlays" / env) if o["kind"] == "PersistentVolume")
+        for env in ("dev", "staging")
+    }
+    assert pvs["dev"]["metadata"]["name"] != pvs["staging"]["metadata"]["name"]
+    assert _cluster_objects(repo, "dev")[1] == _cluster_objects(repo, "staging")[1]  # infrastructure.yaml
+    flux_names = {o["metadata"]["name"] for env in ("dev", "staging") for o in _cluster_objects(repo, env)}
+    assert flux_names == {"infrastructure", "airflow-dev", "airflow-staging"}
+
+
+def test_kubernetes_executor_has_no_redis(tmp_path: Path, copy_project, demo_answers) -> None:
+    answers = {**demo_answers, "executor": "KubernetesExecutor"}
+    answers.pop("redis_host")
+    answers.pop("redis_port")
+    repo = copy_project(tmp_path / "repo", answers)
+    assert not (repo / "deploy/overlays/dev/secrets/airflow-redis.yaml").exists()
+    text = "\n".join(p.read_text() for p in (repo / "deploy").rglob("*.yaml"))
+    assert "externalRedis" not in text and "airflow-redis" not in text
+    stored = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    assert "redis_host" not in stored

@@ -1,0 +1,565 @@
+"""Tests of template/scripts/validate.py (the generated repo's `make validate`).
+
+Fixture repos are written by hand in tmp_path with the generated layout (clusters/<env>,
+infrastructure/, deploy/base + deploy/overlays/<env>), built with the real kubectl, then
+mutated one defect at a time to prove each check fires.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("AIRFLOW_GITOPS_SHARED") or ROOT.parent / "shared")
+KUBECTL = Path(os.environ.get("KUBECTL") or ROOT / ".tools/bin/kubectl")
+SCRIPT = ROOT / "template/scripts/validate.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gitops_validate", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+V = _load()
+needs_kubectl = pytest.mark.skipif(not os.access(KUBECTL, os.X_OK),
+                                   reason=f"kubectl not found at {KUBECTL}: run `make setup` or set KUBECTL")
+
+
+def shared(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference data {path} is absent (set AIRFLOW_GITOPS_SHARED): check not run")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Deterministic and offline: an empty schema dir means "no schema", never a download."""
+    for var in ("STRICT", "AIRFLOW_CHART_VALUES", "KUBERNETES_VERSION"):
+        monkeypatch.delenv(var, raising=False)
+    empty = tmp_path / "no-schemas"
+    empty.mkdir()
+    monkeypatch.setenv("AIRFLOW_GITOPS_SCHEMA_DIR", str(empty))
+    monkeypatch.setenv("KUBECTL", str(KUBECTL))
+
+
+@pytest.fixture
+def schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_GITOPS_SCHEMA_DIR", str(shared("schemas")))
+
+
+@pytest.fixture
+def chart_values(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    path = shared("chart", "airflow-8.9.0-values.yaml")
+    monkeypatch.setenv("AIRFLOW_CHART_VALUES", str(path))
+    return yaml.safe_load(path.read_text())
+
+
+# ---------------------------------------------------------------- fixture repo
+def ks(name: str, path: str, depends: list[str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"interval": "10m", "path": path, "prune": True, "wait": True,
+                            "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}
+    if depends:
+        spec["dependsOn"] = [{"name": d} for d in depends]
+    return {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": "flux-system"}, "spec": spec}
+
+
+def sealed(name: str, ns: str, keys: list[str]) -> dict[str, Any]:
+    return {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"encryptedData": {k: "AgBy3i4OJSWK+PiTySYZZA9rO43cGDEqAx" for k in keys},
+                     "template": {"type": "Opaque", "metadata": {"name": name, "namespace": ns}}}}
+
+
+def values_for(env: str) -> dict[str, Any]:
+    secret_env = [("AIRFLOW__CORE__FERNET_KEY", "airflow-fernet-key"),
+                  ("AIRFLOW__WEBSERVER__SECRET_KEY", "airflow-webserver-secret-key")]
+    return {
+        "airflow": {
+            "image": {"repository": "apache/airflow", "tag": "2.8.4-python3.9"},
+            "executor": "CeleryExecutor", "fernetKey": "", "webserverSecretKey": "",
+            "config": {"AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
+                       "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"s3://demo-logs/airflow/{env}",
+                       "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_default",
+                       "AIRFLOW__WEBSERVER__BASE_URL": "https://airflow.example.com/airflow"},
+            "extraEnv": [{"name": n, "valueFrom": {"secretKeyRef": {"name": s, "key": "value"}}}
+                         for n, s in secret_env],
+            "users": [{"username": "admin", "password": "${ADMIN_PASSWORD}", "role": "Admin",
+                       "email": "admin@example.com", "firstName": "Airflow", "lastName": "Admin"}],
+            "usersTemplates": {"ADMIN_PASSWORD": {"kind": "secret", "name": "airflow-admin-user",
+                                                  "key": "password"}},
+            "connections": [{"id": "aws_default", "type": "aws", "extra": '{"region_name": "eu-west-1"}'}],
+            "extraVolumes": [{"name": "efs-dags",
+                              "persistentVolumeClaim": {"claimName": "airflow-dags", "readOnly": True}}],
+            "extraVolumeMounts": [{"name": "efs-dags", "mountPath": "/opt/efs", "readOnly": True}],
+        },
+        "dags": {"path": "/opt/efs/dags/current"},
+        "workers": {"enabled": True, "replicas": 2},
+        "flower": {"enabled": False},
+        "ingress": {"enabled": True, "web": {"host": "airflow.example.com", "path": "/airflow",
+                                             "ingressClassName": "alb"}},
+        "serviceAccount": {"annotations": {
+            "eks.amazonaws.com/role-arn": f"arn:aws:iam::123456789012:role/airflow-{env}"}},
+        "postgresql": {"enabled": False},
+        "redis": {"enabled": False},
+        "externalDatabase": {"type": "postgres", "host": "airflow.abcdefghijkl.eu-west-1.rds.amazonaws.com",
+                             "userSecret": "airflow-db", "userSecretKey": "username",
+                             "passwordSecret": "airflow-db", "passwordSecretKey": "password",
+                             "properties": "?sslmode=require"},
+        "externalRedis": {"host": "airflow.abcdef.ng.0001.euw1.cache.amazonaws.com",
+                          "passwordSecret": "airflow-redis", "passwordSecretKey": "password"},
+        "pgbouncer": {"authType": "scram-sha-256", "serverSSL": {"mode": "require"}},
+    }
+
+
+def overlay_files(env: str, pv_name: str | None = None, handle: str | None = None) -> dict[str, Any]:
+    ns = f"airflow-{env}"
+    pv = pv_name or f"airflow-dags-{env}"
+    d = f"deploy/overlays/{env}"
+    return {
+        f"{d}/kustomization.yaml": {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": ns,
+            "resources": ["../../base", "namespace.yaml", "storage.yaml", "secrets.yaml"],
+            "configMapGenerator": [{"name": "airflow-values", "files": ["values.yaml"]}],
+            "configurations": ["../../base/kustomizeconfig.yaml"]},
+        f"{d}/namespace.yaml": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        f"{d}/storage.yaml": [
+            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+             "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteMany"],
+                      "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "efs-sc",
+                      "csi": {"driver": "efs.csi.aws.com",
+                              "volumeHandle": handle or "fs-0123456789abcdef0::fsap-0123456789abcdef0"}}},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "airflow-dags"},
+             "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "efs-sc", "volumeName": pv,
+                      "resources": {"requests": {"storage": "5Gi"}}}}],
+        f"{d}/secrets.yaml": [sealed("airflow-db", ns, ["username", "password"]),
+                              sealed("airflow-redis", ns, ["password"]),
+                              sealed("airflow-fernet-key", ns, ["value"]),
+                              sealed("airflow-webserver-secret-key", ns, ["value"]),
+                              sealed("airflow-admin-user", ns, ["password"])],
+        f"{d}/values.yaml": values_for(env),
+        f"clusters/{env}/infrastructure.yaml": ks("infrastructure", "./infrastructure"),
+        f"clusters/{env}/airflow.yaml": ks(f"airflow-{env}", f"./deploy/overlays/{env}", ["infrastructure"]),
+        # What `flux bootstrap` commits (minus the CRDs): a nested kustomization dir.
+        f"clusters/{env}/flux-system/kustomization.yaml": {"resources": ["gotk-sync.yaml"]},
+        f"clusters/{env}/flux-system/gotk-sync.yaml": [
+            {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+             "metadata": {"name": "flux-system", "namespace": "flux-system"},
+             "spec": {"interval": "1m", "url": "ssh://git@github.com/example/airflow-gitops.git",
+                      "ref": {"branch": "main"}, "secretRef": {"name": "flux-system"}}},
+            ks("flux-system", f"./clusters/{env}")],
+    }
+
+
+def base_files() -> dict[str, Any]:
+    release = {
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": {"name": "airflow"},
+        "spec": {"interval": "30m", "timeout": "15m", "releaseName": "airflow",
+                 "chart": {"spec": {"chart": "airflow", "version": "8.9.0",
+                                    "sourceRef": {"kind": "HelmRepository", "name": "airflow-stable"}}},
+                 "install": {"remediation": {"retries": 3}}, "upgrade": {"remediation": {"retries": 3}},
+                 "valuesFrom": [{"kind": "ConfigMap", "name": "airflow-values", "valuesKey": "values.yaml"}]}}
+    return {
+        "deploy/base/kustomization.yaml": {"resources": ["helmrepository.yaml", "helmrelease.yaml"]},
+        "deploy/base/kustomizeconfig.yaml": {"nameReference": [{"kind": "ConfigMap", "version": "v1", "fieldSpecs": [
+            {"path": "spec/valuesFrom/name", "kind": "HelmRelease"}]}]},
+        "deploy/base/helmrepository.yaml": {
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+            "metadata": {"name": "airflow-stable"},
+            "spec": {"interval": "24h", "url": "https://airflow-helm.github.io/charts"}},
+        "deploy/base/helmrelease.yaml": release,
+        "infrastructure/kustomization.yaml": {"resources": ["sealed-secrets.yaml", "storageclass.yaml"]},
+        "infrastructure/sealed-secrets.yaml": [
+            {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+             "metadata": {"name": "sealed-secrets", "namespace": "kube-system"},
+             "spec": {"interval": "24h", "url": "https://bitnami-labs.github.io/sealed-secrets"}},
+            {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+             "metadata": {"name": "sealed-secrets", "namespace": "kube-system"},
+             "spec": {"interval": "1h", "releaseName": "sealed-secrets-controller",
+                      "chart": {"spec": {"chart": "sealed-secrets", "version": "2.18.0",
+                                         "sourceRef": {"kind": "HelmRepository", "name": "sealed-secrets"}}},
+                      "values": {"fullnameOverride": "sealed-secrets-controller"}}}],
+        "infrastructure/storageclass.yaml": {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                                             "metadata": {"name": "efs-sc"}, "provisioner": "efs.csi.aws.com"},
+    }
+
+
+def write(root: Path, files: dict[str, Any]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        docs = content if isinstance(content, list) else [content]
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+def edit(root: Path, rel: str, fn: Callable[[list[dict[str, Any]]], None]) -> None:
+    """Apply `fn` to the parsed documents of one fixture file and write it back."""
+    path = root / rel
+    docs = list(yaml.safe_load_all(path.read_text()))
+    fn(docs)
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    write(root, base_files() | overlay_files("dev"))
+    return root
+
+
+def run(root: Path, strict: bool = False) -> Any:
+    return V.validate_repo(root, strict)
+
+
+def errors(report: Any) -> list[str]:
+    return [line for line in report.lines if line.startswith("ERROR")]
+
+
+def only_error(report: Any, *needles: str) -> str:
+    """Exactly one ERROR line, and it contains every needle."""
+    errs = errors(report)
+    assert len(errs) == 1, "\n".join(report.lines)
+    assert all(n in errs[0] for n in needles), errs[0]
+    return errs[0]
+
+
+def set_values(root: Path, fn: Callable[[dict[str, Any]], None], env: str = "dev") -> None:
+    edit(root, f"deploy/overlays/{env}/values.yaml", lambda docs: fn(docs[0]))
+
+
+# ---------------------------------------------------------------- whole-repo runs
+@needs_kubectl
+def test_valid_fixture_passes(repo: Path, schemas: None, chart_values: dict[str, Any]) -> None:
+    report = run(repo)
+    assert report.errors == 0 and report.warnings == 0, "\n".join(report.lines)
+    assert report.builds == 3  # clusters/dev (generated), deploy/overlays/dev, infrastructure
+    assert report.summary() == f"validate: 3 builds, {report.objects} objects, 0 errors, 0 warnings"
+
+
+@needs_kubectl
+def test_without_reference_data_warns_once_and_skips_key_paths(repo: Path) -> None:
+    report = run(repo)
+    assert report.errors == 0, "\n".join(report.lines)
+    warns = [line for line in report.lines if line.startswith("WARN")]
+    assert len(warns) == 1 and "not schema-checked" in warns[0]
+    assert all(k in warns[0] for k in ("HelmRelease", "Kustomization", "SealedSecret", "GitRepository"))
+    assert any(line.startswith("INFO values: key-path check skipped") for line in report.lines)
+
+
+@needs_kubectl
+def test_cli_exit_codes(repo: Path) -> None:
+    ok = subprocess.run([sys.executable, str(SCRIPT), "--repo", str(repo)], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.splitlines()[-1].startswith("validate: 3 builds"), ok.stdout
+    set_values(repo, lambda v: v["airflow"].update(fernetKey="x"))
+    bad = subprocess.run([sys.executable, str(SCRIPT)], cwd=repo, capture_output=True, text=True)
+    assert bad.returncode == 1 and ", 1 errors," in bad.stdout.splitlines()[-1], bad.stdout
+
+
+@needs_kubectl
+def test_failed_build_is_one_condensed_error(repo: Path) -> None:
+    edit(repo, "deploy/overlays/dev/kustomization.yaml", lambda d: d[0]["resources"].append("missing.yaml"))
+    line = only_error(run(repo), "ERROR deploy/overlays/dev: kustomize build failed:", "missing.yaml")
+    assert "\n" not in line
+
+
+@needs_kubectl
+def test_valuesfrom_name_typo(repo: Path) -> None:
+    edit(repo, "deploy/base/helmrelease.yaml", lambda d: d[0]["spec"]["valuesFrom"][0].update(name="airflow-valuez"))
+    only_error(run(repo), "HelmRelease/airflow-dev/airflow", "valuesFrom[0] ConfigMap/airflow-valuez",
+               "not produced in namespace airflow-dev")
+
+
+@needs_kubectl
+def test_valuesfrom_without_name_reference_hints_at_generated_name(repo: Path) -> None:
+    edit(repo, "deploy/overlays/dev/kustomization.yaml", lambda d: d[0].pop("configurations"))
+    only_error(run(repo), "generated airflow-values-", "nameReference")
+
+
+@needs_kubectl
+def test_missing_secret_key(repo: Path) -> None:
+    edit(repo, "deploy/overlays/dev/secrets.yaml", lambda d: d[0]["spec"]["encryptedData"].pop("password"))
+    only_error(run(repo), "externalDatabase.passwordSecret", "'airflow-db' has no key 'password'")
+
+
+@needs_kubectl
+def test_missing_secret(repo: Path) -> None:
+    edit(repo, "deploy/overlays/dev/secrets.yaml", lambda d: d.pop(2))  # airflow-fernet-key
+    only_error(run(repo), "airflow.extraEnv[0] (AIRFLOW__CORE__FERNET_KEY)", "'airflow-fernet-key' is not produced")
+
+
+@needs_kubectl
+def test_pvc_pv_mismatch(repo: Path) -> None:
+    def mutate(docs: list[dict[str, Any]]) -> None:
+        docs[0]["spec"]["accessModes"] = ["ReadOnlyMany"]
+        docs[1]["spec"]["storageClassName"] = "gp3"
+
+    edit(repo, "deploy/overlays/dev/storage.yaml", mutate)
+    errs = errors(run(repo))
+    assert len(errs) == 2, errs
+    assert "storageClassName 'gp3' != PersistentVolume/airflow-dags-dev storageClassName 'efs-sc'" in errs[0]
+    assert "accessModes ['ReadWriteMany'] not offered" in errs[1]
+
+
+@needs_kubectl
+def test_pvc_volume_name_and_claim_name_must_resolve(repo: Path) -> None:
+    set_values(repo, lambda v: v["airflow"]["extraVolumes"][0]["persistentVolumeClaim"].update(claimName="dags"))
+    edit(repo, "deploy/overlays/dev/storage.yaml", lambda d: d[1]["spec"].update(volumeName="nope"))
+    errs = errors(run(repo))
+    assert any("spec.volumeName 'nope': no PersistentVolume" in e for e in errs), errs
+    assert any("PersistentVolumeClaim 'dags' is not produced" in e for e in errs), errs
+
+
+@needs_kubectl
+def test_bad_volume_handle_and_reclaim_policy(repo: Path) -> None:
+    def mutate(docs: list[dict[str, Any]]) -> None:
+        docs[0]["spec"]["csi"]["volumeHandle"] = "efs:fs-0123456789abcdef0"
+        docs[0]["spec"]["persistentVolumeReclaimPolicy"] = "Delete"
+
+    edit(repo, "deploy/overlays/dev/storage.yaml", mutate)
+    report = run(repo)
+    only_error(report, "PersistentVolume/airflow-dags-dev", "csi.volumeHandle 'efs:fs-0123456789abcdef0'")
+    assert any("should be Retain" in line for line in report.lines if line.startswith("WARN"))
+
+
+@needs_kubectl
+def test_flux_schema_errors(repo: Path, schemas: None) -> None:
+    edit(repo, "clusters/dev/airflow.yaml", lambda d: d[0]["spec"].update(interval=30, prune="yes"))
+    errs = errors(run(repo))
+    assert len(errs) == 2, errs
+    assert "ERROR clusters/dev: Kustomization/flux-system/airflow-dev: schema: $.spec.interval:" in errs[0]
+    assert "$.spec.prune: 'yes' is not of type 'boolean'" in errs[1]
+
+
+@needs_kubectl
+def test_helmrelease_schema_typo(repo: Path, schemas: None) -> None:
+    edit(repo, "deploy/base/helmrelease.yaml", lambda d: d[0]["spec"].update(valuesFrm=[]))
+    only_error(run(repo), "HelmRelease/airflow-dev/airflow", "schema: $.spec:", "'valuesFrm' was unexpected")
+
+
+@needs_kubectl
+def test_unknown_core_field(repo: Path) -> None:
+    edit(repo, "deploy/overlays/dev/storage.yaml", lambda d: d[1]["spec"].update(storageClass="efs-sc"))
+    only_error(run(repo), "PersistentVolumeClaim/airflow-dev/airflow-dags", "$.spec:", "'storageClass' was unexpected")
+
+
+@needs_kubectl
+def test_forbidden_airflow_config_key(repo: Path) -> None:
+    set_values(repo, lambda v: v["airflow"]["config"].update(AIRFLOW__CORE__SQL_ALCHEMY_CONN_CMD="cat /x"))
+    only_error(run(repo), "Don't define `airflow.config.AIRFLOW__CORE__SQL_ALCHEMY_CONN_CMD`")
+
+
+@needs_kubectl
+def test_default_fernet_key(repo: Path) -> None:
+    set_values(repo, lambda v: v["airflow"].pop("fernetKey"))
+    only_error(run(repo), "`airflow.fernetKey` must be \"\" (unset, so the chart's public default applies)")
+
+
+@needs_kubectl
+def test_localhost_database(repo: Path) -> None:
+    set_values(repo, lambda v: v["externalDatabase"].pop("host"))
+    only_error(run(repo), "`externalDatabase.host` is localhost/empty")
+
+
+@needs_kubectl
+def test_kubernetes_executor_with_workers(repo: Path) -> None:
+    set_values(repo, lambda v: v["airflow"].update(executor="KubernetesExecutor"))
+    only_error(run(repo), "If `airflow.executor=KubernetesExecutor`, then all of [`workers.enabled`")
+
+
+@needs_kubectl
+def test_release_name_41_chars(repo: Path) -> None:
+    edit(repo, "deploy/base/helmrelease.yaml", lambda d: d[0]["spec"].update(releaseName="a" * 41))
+    only_error(run(repo), "The `.Release.name` must be <= 40 characters")
+
+
+@needs_kubectl
+def test_misspelled_key_paths_with_chart_values(repo: Path, chart_values: dict[str, Any]) -> None:
+    def mutate(v: dict[str, Any]) -> None:
+        v["worker"] = v.pop("workers")  # top level: caught even without the chart values
+        v["scheduler"] = {"logCleanup": {"enable": False}}  # nested: needs the chart values
+
+    set_values(repo, mutate)
+    errs = errors(run(repo))
+    assert len(errs) == 2, errs
+    assert any("unknown top-level values key `worker`" in e for e in errs)
+    assert any("unknown key path `scheduler.logCleanup.enable`" in e for e in errs)
+
+
+@needs_kubectl
+def test_cluster_scoped_conflict_between_overlays(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write(root, base_files() | overlay_files("dev", pv_name="airflow-dags")
+          | overlay_files("prod", pv_name="airflow-dags", handle="fs-00000000000000001"))
+    report = run(root)
+    only_error(report, "ERROR deploy/overlays/prod: PersistentVolume/airflow-dags:",
+               "differs from the one built by deploy/overlays/dev")
+    assert report.builds == 5
+
+
+@needs_kubectl
+def test_two_overlays_with_distinct_cluster_objects_pass(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write(root, base_files() | overlay_files("dev") | overlay_files("prod", handle="fs-00000000000000001"))
+    assert errors(run(root)) == []
+
+
+@needs_kubectl
+def test_overlay_needs_its_namespace_object(repo: Path) -> None:
+    edit(repo, "deploy/overlays/dev/kustomization.yaml", lambda d: d[0]["resources"].remove("namespace.yaml"))
+    only_error(run(repo), "ERROR deploy/overlays/dev: expected exactly one Namespace 'airflow-dev', found none")
+
+
+@needs_kubectl
+@pytest.mark.parametrize("strict", ["flag", "env"])
+def test_placeholder_warns_then_fails_strict(repo: Path, strict: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    placeholder = "UNSEALED: run make seal ENV=dev SECRET=airflow-db"
+    edit(repo, "deploy/overlays/dev/secrets.yaml", lambda d: d[0]["spec"]["encryptedData"].update(password=placeholder))
+    lenient = run(repo)
+    assert lenient.errors == 0 and sum("placeholder" in line for line in lenient.lines) == 1, lenient.lines
+    expected = ("deploy/overlays/dev: SealedSecret/airflow-dev/airflow-db: encryptedData.password is a "
+                "placeholder: run `make seal ENV=dev SECRET=airflow-db`")
+    assert f"WARN {expected}" in lenient.lines
+    if strict == "env":
+        monkeypatch.setenv("STRICT", "1")
+        assert V.main(["--repo", str(repo)]) == 1
+    else:
+        assert f"ERROR {expected}" in run(repo, strict=True).lines
+
+
+@needs_kubectl
+def test_kustomization_depends_on_missing(repo: Path) -> None:
+    edit(repo, "clusters/dev/airflow.yaml", lambda d: d[0]["spec"].update(dependsOn=[{"name": "infra"}]))
+    only_error(run(repo), "Kustomization/flux-system/airflow-dev", "dependsOn flux-system/infra: no such Kustomization")
+
+
+@needs_kubectl
+def test_kustomization_path_missing(repo: Path) -> None:
+    edit(repo, "clusters/dev/airflow.yaml", lambda d: d[0]["spec"].update(path="./deploy/overlays/dve"))
+    only_error(run(repo), "spec.path './deploy/overlays/dve' does not exist")
+
+
+@needs_kubectl
+def test_helmrelease_source_and_version(repo: Path) -> None:
+    def mutate(docs: list[dict[str, Any]]) -> None:
+        chart = docs[0]["spec"]["chart"]["spec"]
+        chart.update(version="8.x")
+        chart["sourceRef"]["name"] = "airflow"
+
+    edit(repo, "deploy/base/helmrelease.yaml", mutate)
+    errs = errors(run(repo))
+    assert len(errs) == 2, errs
+    assert "sourceRef HelmRepository/airflow not found" in errs[0]
+    assert "must pin an exact version (got '8.x')" in errs[1]
+
+
+# ---------------------------------------------------------------- pure functions
+def test_values_merge_like_helm() -> None:
+    cms = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "namespace": "ns"},
+            "data": {"values.yaml": yaml.safe_dump(d)}}
+           for n, d in (("a", {"x": {"keep": 1, "list": [1, 2]}, "s": "a"}), ("b", {"x": {"list": [3]}, "s": "b"}))]
+    cms.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec", "namespace": "ns"},
+                "data": {"extra.yaml": base64.b64encode(b"y: from-secret\ns: secret").decode()}})
+    hr = {"kind": "HelmRelease", "metadata": {"name": "r", "namespace": "ns"},
+          "spec": {"valuesFrom": [{"kind": "ConfigMap", "name": "a"}, {"kind": "ConfigMap", "name": "b"},
+                                  {"kind": "ConfigMap", "name": "c", "optional": True},
+                                  {"kind": "Secret", "name": "sec", "valuesKey": "extra.yaml"},
+                                  {"kind": "Configmap", "name": "a"}],
+                   "values": {"s": "inline"}}}
+    values, errs, warns = V.helm_values(hr, cms)
+    assert values == {"x": {"keep": 1, "list": [3]}, "s": "inline", "y": "from-secret"}
+    assert errs == ["valuesFrom[4] Configmap/a: kind must be ConfigMap or Secret (case-sensitive)"]
+    assert warns == []
+
+
+def test_null_removes_a_chart_default() -> None:
+    assert "users" not in V.effective_values({"airflow": {"users": None}})["airflow"]
+
+
+@pytest.mark.parametrize(("handle", "ok"), [
+    ("fs-0123abcd", True), ("fs-0123abcd:/dags", True), ("fs-0123abcd::fsap-0123abcd9", True),
+    ("fs-0123abcd:/dags:fsap-0123abcd", True), ("fs-x", False), ("efs:fs-0123abcd", False),
+    ("fs-0123abcd::fsap-x", False), ("fs-0123ABCD", False), ("fs-0123abcd:dags", False)])
+def test_efs_volume_handle_grammar(handle: str, ok: bool) -> None:
+    assert bool(V.EFS_HANDLE.match(handle)) is ok
+
+
+def test_check_airflow_values_rules() -> None:
+    good = values_for("dev")
+    assert V.check_airflow_values(good, "airflow") == []
+    bad = copy.deepcopy(good)
+    bad["airflow"]["users"][0]["password"] = "admin"
+    bad["airflow"]["connections"].append({"id": "s3", "type": "aws", "extra": '{"aws_access_key_id": "AKIA"}'})
+    bad["airflow"]["config"]["AIRFLOW__CORE__REMOTE_LOGGING"] = "True"
+    bad["airflow"]["extraEnv"].append({"name": "AWS_SECRET_ACCESS_KEY", "value": "x"})
+    bad["airflow"]["image"]["tag"] = "3.0.0"
+    bad["externalRedis"]["password"] = "hunter2"
+    bad["redis"] = {"enabled": False, "architecture": "standalone"}
+    bad["ingress"]["web"]["path"] = "/airflow/"
+    bad["airflow"]["connections"].append({"id": "pg", "type": "postgres", "login": "${PG_USER}", "password": "pw"})
+    bad["airflow"]["connections"].append({"id": "ok", "type": "postgres", "login": "${PG_USER}"})
+    msgs = "\n".join(V.check_airflow_values(bad, "airflow"))
+    for needle in ("users[0].password` must be a `${NAME}`", "static AWS keys in extra",
+                   "AIRFLOW__CORE__REMOTE_LOGGING` in airflow.config is deprecated",
+                   "AIRFLOW__LOGGING__REMOTE_LOGGING", "extraEnv[2]` sets static AWS keys", "'3.0.0'",
+                   "`externalRedis.password` is plain text", "`redis` must be exactly",
+                   "should NOT include a trailing '/'", "must be compatible with",
+                   "`airflow.connections[2]` (pg) sets login/password"):
+        assert needle in msgs, msgs
+    assert "(ok)" not in msgs
+
+
+def test_kubectl_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBECTL")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
+    assert V.find_kubectl(tmp_path) is None
+    report = run(tmp_path)
+    assert report.errors == 1 and "run `make tools`" in report.lines[0]
+    local = tmp_path / ".tools/bin/kubectl"
+    local.parent.mkdir(parents=True)
+    local.write_text("#!/bin/sh\n")
+    local.chmod(0o755)
+    assert V.find_kubectl(tmp_path) == str(local)
+    monkeypatch.setenv("KUBECTL", "/opt/kubectl")
+    assert V.find_kubectl(tmp_path) == "/opt/kubectl"
+
+
+def test_unknown_key_paths(chart_values: dict[str, Any]) -> None:
+    values = {"airflow": {"config": {"ANY": "x"}, "defaultSecurityContext": {"runAsUser": 1},
+                          "image": {"tag": "2.8.4", "digest": "x"}, "extraEnv": [{"name": "A", "whatever": 1}]},
+              "workers": {"celery": {"gracefulTermination": True}, "podAnnotations": {"a": "b"}},
+              "redis": {"master": {"podAnnotations": {"x": "y"}}}, "global": {}, "helmWait": True}
+    assert V.unknown_key_paths(values, chart_values) == [
+        "airflow.image.digest", "workers.celery.gracefulTermination", "helmWait"]
+
+
+def test_sealed_secret_name_mismatch_warns() -> None:
+    obj = sealed("airflow-db", "airflow-dev", ["password"])
+    obj["spec"]["template"]["metadata"].update(name="airflow-database", namespace="airflow")
+    issues = V.check_sealed_secrets([obj], "dev")
+    assert [i.level for i in issues] == ["WARN", "WARN"]
+    assert "spec.template.metadata.name 'airflow-database'" in issues[0].message
+
+
+def test_generated_kustomization_mirrors_kustomize_controller(tmp_path: Path) -> None:
+    write(tmp_path, {"c/a.yaml": {"kind": "X"}, "c/sub/b.yml": {"kind": "Y"},
+                     "c/flux-system/kustomization.yaml": {}, "c/flux-system/gotk.yaml": {}})
+    (tmp_path / "c/notes.txt").write_text("ignored")
+    gen = yaml.safe_load(V.generated_kustomization(tmp_path / "c", tmp_path / "gen"))
+    assert gen["resources"] == ["../c/a.yaml", "../c/flux-system", "../c/sub/b.yml"]
