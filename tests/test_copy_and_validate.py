@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +145,15 @@ def test_kubernetes_executor_has_no_redis(tmp_path: Path, copy_project, demo_ans
     assert "externalRedis" not in text and "airflow-redis" not in text
     stored = yaml.safe_load((repo / ".copier-answers.yml").read_text())
     assert "redis_host" not in stored
+
+
+def test_readme_demo_command(tmp_path: Path, template_src: Path) -> None:
+    """The documented CLI call, answers from examples/demo.yml, then the repo's own validation."""
+    dst = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet",
+           "--data-file", str(template_src / "examples/demo.yml"), str(template_src), str(dst)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    answers = yaml.safe_load((dst / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "v0.1.0" and answers["environment"] == "dev"
+    result = run_validate(dst)
+    assert result.returncode == 0, result.stdout + result.stderr
