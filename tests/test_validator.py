@@ -549,12 +549,15 @@ def test_unknown_key_paths(chart_values: dict[str, Any]) -> None:
         "airflow.image.digest", "workers.celery.gracefulTermination", "helmWait"]
 
 
-def test_sealed_secret_name_mismatch_warns() -> None:
+def test_sealed_secret_moved_by_the_build_is_an_error() -> None:
     obj = sealed("airflow-db", "airflow-dev", ["password"])
     obj["spec"]["template"]["metadata"].update(name="airflow-database", namespace="airflow")
     issues = V.check_sealed_secrets([obj], "dev")
-    assert [i.level for i in issues] == ["WARN", "WARN"]
+    assert [i.level for i in issues] == ["ERROR", "ERROR"]
     assert "spec.template.metadata.name 'airflow-database'" in issues[0].message
+    # cluster-wide sealing binds neither name nor namespace: only a warning remains
+    obj["metadata"]["annotations"] = {"sealedsecrets.bitnami.com/cluster-wide": "true"}
+    assert [i.level for i in V.check_sealed_secrets([obj], "dev")] == ["WARN", "WARN"]
 
 
 def test_generated_kustomization_mirrors_kustomize_controller(tmp_path: Path) -> None:

@@ -1,0 +1,91 @@
+"""Copy-time sealing for copier.yml and the SealedSecret templates.
+
+Exposes to Jinja:
+- ``check_secret(field, value)``: validator for the secret questions;
+- ``sealed(name, key, answer)``: the encryptedData value for one entry, ciphertext when the
+  user gave ``sealed_secrets_cert``, otherwise the ``UNSEALED: ...`` placeholder;
+- ``read_pem(path)``: the certificate text, kept in the repo for later ``make seal`` runs.
+
+The crypto lives in the generated repo's ``scripts/seal.py`` (one implementation for
+copy time and ``make seal``); this module loads it by path. Plaintext only exists in
+memory: the secret questions are never stored in the answers file, and only ciphertext
+is rendered. Secret answers are not stored, so during ``copier update`` they are empty and
+the templates render placeholders, while ``_skip_if_exists`` keeps the sealed files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from jinja2 import Environment, pass_context
+from jinja2.ext import Extension
+from jinja2.runtime import Context
+
+SEAL_SCRIPT = Path(__file__).resolve().parent.parent / "template" / "scripts" / "seal.py"
+QUESTION_SOURCES = {  # secret question -> (SealedSecret, key)
+    "db_password": ("airflow-db", "password"),
+    "redis_password": ("airflow-redis", "password"),
+    "admin_password": ("airflow-admin-user", "password"),
+}
+
+
+@cache
+def seal_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("airflow_gitops_seal", SEAL_SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@cache
+def public_key(path: str) -> Any:
+    return seal_module().read_certificate(path)
+
+
+def check_secret(field: str, value: Any) -> str:
+    seal = seal_module()
+    try:
+        if field == "sealed_secrets_cert":
+            if value:
+                public_key(str(value))
+            return ""
+        name, key = QUESTION_SOURCES[field]
+        env = seal.SOURCES[name][key].env
+        text = value or os.environ.get(env, "")
+        if not text:
+            return f"{field} is required to seal {name} now: type it (hidden, never stored) or set {env}"
+        problem = seal.check_plaintext(name, key, text)
+        return f"{field}: {problem}" if problem else ""
+    except seal.SealError as exc:
+        return f"{field}: {exc}"
+
+
+@pass_context
+def sealed(ctx: Context, name: str, key: str, answer: str = "") -> str:
+    seal = seal_module()
+    cert = ctx.get("sealed_secrets_cert") or ""
+    if not cert:
+        return f'"{seal.placeholder(ctx["environment"], name)}"'
+    source = seal.SOURCES[name][key]
+    value = answer or os.environ.get(source.env) or (seal.generate(source.generate) if source.generate else "")
+    if not value:  # the validators make this unreachable from the prompt
+        raise ValueError(f"no value to seal for {name}/{key}: set {source.env}")
+    return seal.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
+
+
+def read_pem(path: str) -> str:
+    return Path(path).expanduser().read_text()
+
+
+class SealingExtension(Extension):
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.globals.update(check_secret=check_secret, sealed=sealed, read_pem=read_pem)

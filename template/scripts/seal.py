@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Seal this repository's secrets offline, the way the sealed-secrets controller expects.
+
+    make seal ENV=dev [SECRET=airflow-db] [CERT=cert.pem] [SCOPE=strict]
+    make rotate-fernet ENV=dev
+
+Values come from environment variables or a hidden prompt, never from arguments
+(arguments end up in shell history and `ps`). Generated values (fernet key, webserver
+secret key) are created here and never shown. Only the named SealedSecret entries are
+rewritten; comments and key order in the files are kept.
+
+Format (sealed-secrets pkg/crypto HybridEncrypt): a random 32-byte session key is
+encrypted with RSA-OAEP(SHA-256) labelled with the scope, the value with AES-256-GCM
+(zero nonce, the key is single-use), output = uint16 len(rsa) || rsa || aes, base64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import getpass
+import os
+import secrets
+import struct
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+SCOPES = ("strict", "namespace-wide", "cluster-wide")
+SCOPE_ANNOTATIONS = {
+    "namespace-wide": "sealedsecrets.bitnami.com/namespace-wide",
+    "cluster-wide": "sealedsecrets.bitnami.com/cluster-wide",
+}
+CERT_ENV = "SEALED_SECRETS_CERT"
+PLACEHOLDER_PREFIX = "UNSEALED"
+
+
+class SealError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where the plaintext of one SealedSecret entry comes from."""
+
+    env: str  # environment variable holding the value
+    generate: str | None = None  # "fernet" or "token": made here when the variable is unset
+    prompt: str = ""
+
+
+# SealedSecret name -> encryptedData key -> source. One table for copy time and `make seal`.
+SOURCES: dict[str, dict[str, SecretSource]] = {
+    "airflow-db": {"password": SecretSource("AIRFLOW_DB_PASSWORD", prompt="RDS password for Airflow")},
+    "airflow-redis": {"password": SecretSource("AIRFLOW_REDIS_PASSWORD", prompt="ElastiCache AUTH token")},
+    "airflow-admin-user": {"password": SecretSource("AIRFLOW_ADMIN_PASSWORD", prompt="Airflow admin password")},
+    "airflow-fernet-key": {"value": SecretSource("AIRFLOW_FERNET_KEY", generate="fernet")},
+    "airflow-webserver-secret-key": {"value": SecretSource("AIRFLOW_WEBSERVER_SECRET_KEY", generate="token")},
+}
+
+
+def _crypto():
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise SealError("sealing needs the Python package 'cryptography': `make tools` installs it here; "
+                        "for copier copy run `pipx inject copier cryptography`") from exc
+    return x509, hashes, padding, rsa, AESGCM
+
+
+def load_certificate(pem: bytes, *, now: dt.datetime | None = None):
+    """The controller's public key from its certificate (`kubeseal --fetch-cert`), checked."""
+    x509, _, _, rsa, _ = _crypto()
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise SealError("not an X.509 certificate PEM (expected '-----BEGIN CERTIFICATE-----'; "
+                        "get it with `kubeseal --fetch-cert`)")
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise SealError(f"unreadable certificate: {exc}") from exc
+    now = now or dt.datetime.now(dt.UTC)
+    if now > cert.not_valid_after_utc:
+        raise SealError(f"certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}: fetch the current one")
+    if now < cert.not_valid_before_utc:
+        raise SealError(f"certificate not valid before {cert.not_valid_before_utc:%Y-%m-%d}")
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise SealError("certificate key is not RSA: not a sealed-secrets controller certificate")
+    return key
+
+
+def read_certificate(path: str | os.PathLike[str]):
+    try:
+        pem = Path(path).expanduser().read_bytes()
+    except OSError as exc:
+        raise SealError(f"cannot read certificate {path}: {exc.strerror}") from exc
+    return load_certificate(pem)
+
+
+def scope_label(scope: str, namespace: str, name: str) -> bytes:
+    """OAEP label binding the ciphertext to where it may be decrypted."""
+    if scope == "strict":
+        return f"{namespace}/{name}".encode()
+    if scope == "namespace-wide":
+        return namespace.encode()
+    if scope == "cluster-wide":
+        return b""
+    raise SealError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
+
+
+def seal_value(public_key, value: bytes, *, namespace: str, name: str, scope: str = "strict") -> str:
+    _, hashes, padding, _, AESGCM = _crypto()
+    label = scope_label(scope, namespace, name)
+    session_key = secrets.token_bytes(32)
+    oaep = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(),
+                        label=label or None)
+    wrapped = public_key.encrypt(session_key, oaep)
+    sealed = AESGCM(session_key).encrypt(b"\0" * 12, value, None)
+    return base64.b64encode(struct.pack(">H", len(wrapped)) + wrapped + sealed).decode()
+
+
+def generate(kind: str) -> str:
+    if kind == "fernet":  # 32 random bytes, URL-safe base64: what Fernet.generate_key() returns
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    return secrets.token_urlsafe(48)
+
+
+def plaintext(name: str, key: str, *, interactive: bool) -> str:
+    """The value for one entry: env var, else generated, else a hidden prompt."""
+    source = SOURCES.get(name, {}).get(key) or SecretSource(f"SEAL_{name}_{key}".upper().replace("-", "_"))
+    if os.environ.get(source.env):
+        value = os.environ[source.env]
+        if problem := check_plaintext(name, key, value):
+            raise SealError(f"{source.env}: {problem}")
+        return value
+    if source.generate:
+        return generate(source.generate)
+    if interactive:
+        value = getpass.getpass(f"{source.prompt or name + '/' + key} ({source.env}): ")
+        if value and not (problem := check_plaintext(name, key, value)):
+            return value
+        if value:
+            raise SealError(problem)
+    raise SealError(f"no value for {name}/{key}: set {source.env} (values are never taken from arguments)")
+
+
+def check_plaintext(name: str, key: str, value: str) -> str:
+    """Refuse values that would silently break a login (a trailing newline from `echo`)."""
+    if not value:
+        return f"{name}/{key} is empty"
+    if value != value.strip() or "\n" in value or "\r" in value:
+        return (f"{name}/{key} has leading/trailing whitespace or a newline "
+                "(`echo` adds one: use printf '%s')")
+    return ""
+
+
+def placeholder(env: str, name: str) -> str:
+    return f"{PLACEHOLDER_PREFIX}: run make seal ENV={env} SECRET={name}"
+
+
+# ---------------------------------------------------------------- file editing (make seal)
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    yaml = YAML()  # round-trip: comments, order and quoting survive
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # ciphertext stays on one line
+    return yaml
+
+
+def seal_file(path: Path, public_key, *, scope: str, interactive: bool,
+              values: dict[str, str] | None = None) -> list[str]:
+    """Seal every encryptedData entry of one SealedSecret file in place; returns the keys sealed."""
+    yaml = _yaml()
+    doc = yaml.load(path.read_text())
+    if not doc or doc.get("kind") != "SealedSecret":
+        raise SealError(f"{path} is not a SealedSecret")
+    meta, spec = doc["metadata"], doc["spec"]
+    name, namespace = meta["name"], meta.get("namespace")
+    template_meta = spec.get("template", {}).get("metadata", {}) or {}
+    bound = (template_meta.get("name", name), template_meta.get("namespace", namespace))
+    if not namespace or bound != (name, namespace):
+        raise SealError(f"{path}: metadata and spec.template.metadata must agree on name and namespace "
+                        "(the ciphertext is bound to them)")
+    sealed = {}
+    for key in list(spec["encryptedData"]):
+        value = (values or {}).get(key) or plaintext(name, key, interactive=interactive)
+        sealed[key] = seal_value(public_key, value.encode(), namespace=namespace, name=name, scope=scope)
+    spec["encryptedData"].update(sealed)
+    annotations = meta.get("annotations") or {}
+    for other in SCOPE_ANNOTATIONS.values():
+        annotations.pop(other, None)
+    if scope != "strict":
+        annotations[SCOPE_ANNOTATIONS[scope]] = "true"
+    if annotations:
+        meta["annotations"] = annotations
+    elif "annotations" in meta:
+        del meta["annotations"]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as fh:
+        yaml.dump(doc, fh)
+    os.replace(tmp, path)  # never a half-written manifest
+    return sorted(sealed)
+
+
+def secret_files(repo: Path, env: str, secret: str | None) -> list[Path]:
+    folder = repo / "deploy" / "overlays" / env / "secrets"
+    if not folder.is_dir():
+        raise SealError(f"no environment {env!r}: {folder} does not exist")
+    files = sorted(folder.glob("*.yaml"))
+    if secret:
+        files = [f for f in files if f.stem == secret]
+        if not files:
+            raise SealError(f"no SealedSecret {secret!r} in {folder} (have: "
+                            f"{', '.join(p.stem for p in sorted(folder.glob('*.yaml')))})")
+    return files
+
+
+def find_cert(repo: Path, env: str, given: str | None) -> str:
+    explicit = given or os.environ.get(CERT_ENV)
+    if explicit:
+        if not Path(explicit).expanduser().is_file():
+            raise SealError(f"certificate {explicit} does not exist")
+        return explicit
+    default = repo / "deploy/overlays" / env / "sealed-secrets-cert.pem"
+    if default.is_file():
+        return str(default)
+    raise SealError(f"no certificate: pass CERT=path (from `kubeseal --fetch-cert`), set {CERT_ENV}, "
+                    f"or save it as deploy/overlays/{env}/sealed-secrets-cert.pem")
+
+
+def cmd_seal(args: argparse.Namespace) -> int:
+    key = read_certificate(find_cert(args.repo, args.env, args.cert))
+    for path in secret_files(args.repo, args.env, args.secret):
+        keys = seal_file(path, key, scope=args.scope, interactive=sys.stdin.isatty())
+        print(f"sealed {path.relative_to(args.repo)}: {', '.join(keys)} ({args.scope})")
+    return 0
+
+
+def cmd_rotate_fernet(args: argparse.Namespace) -> int:
+    """Step 1 of a fernet rotation: seal "new,old" so Airflow decrypts with both."""
+    key = read_certificate(find_cert(args.repo, args.env, args.cert))
+    (path,) = secret_files(args.repo, args.env, "airflow-fernet-key")
+    old = os.environ.get("AIRFLOW_FERNET_KEY_OLD") or (
+        getpass.getpass("current fernet key (AIRFLOW_FERNET_KEY_OLD): ") if sys.stdin.isatty() else "")
+    if not old:
+        raise SealError("set AIRFLOW_FERNET_KEY_OLD to the key in use, e.g. from "
+                        "`kubectl get secret airflow-fernet-key -o jsonpath='{.data.value}' | base64 -d`")
+    if "," in old:
+        raise SealError("AIRFLOW_FERNET_KEY_OLD holds several keys: finish the previous rotation first")
+    combined = f"{generate('fernet')},{old}"
+    seal_file(path, key, scope=args.scope, interactive=False, values={"value": combined})
+    print(f"sealed {path.relative_to(args.repo)}: value = <new key>,<old key>")
+    print("next: commit and let Flux roll out; then in a scheduler pod run `airflow rotate-fernet-key`;")
+    print("then re-seal the new key alone: AIRFLOW_FERNET_KEY=<first key of the Secret> "
+          f"make seal ENV={args.env} SECRET=airflow-fernet-key")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, helptext in (("seal", cmd_seal, "seal SealedSecret entries of an environment"),
+                                 ("rotate-fernet", cmd_rotate_fernet, "seal '<new>,<old>' fernet keys")):
+        p = sub.add_parser(name, help=helptext)
+        p.set_defaults(func=func)
+        p.add_argument("--env", required=True, help="environment (deploy/overlays/<env>)")
+        p.add_argument("--cert", help=f"controller certificate PEM (default: ${CERT_ENV}, "
+                       "then deploy/overlays/<env>/sealed-secrets-cert.pem)")
+        p.add_argument("--scope", choices=SCOPES, default="strict")
+        p.add_argument("--repo", type=Path, default=Path.cwd())
+        if name == "seal":
+            p.add_argument("--secret", help="only this SealedSecret (file name without .yaml)")
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SealError as exc:
+        print(f"seal: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
