@@ -191,12 +191,20 @@ def test_copy_time_errors_write_nothing(tmp_path, copy_project, demo_answers, co
     assert not dst.exists() or not any(dst.iterdir())
 
 
+def detect_secrets(repo: Path) -> dict:
+    result = subprocess.run([sys.executable, "-m", "detect_secrets", "scan", "--all-files", str(repo)],
+                            capture_output=True, text=True, check=True, cwd=repo)
+    return yaml.safe_load(result.stdout)["results"]
+
+
+def test_detect_secrets_finds_nothing_once_sealed(sealed_repo: Path) -> None:
+    assert detect_secrets(sealed_repo) == {}
+
+
 @pytest.mark.parametrize("executor", ["CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor"])
 def test_detect_secrets_finds_nothing(tmp_path, copy_project, demo_answers, executor) -> None:
     repo = copy_project(tmp_path / "repo", {**demo_answers, "executor": executor})
-    result = subprocess.run([sys.executable, "-m", "detect_secrets", "scan", "--all-files", str(repo)],
-                            capture_output=True, text=True, check=True, cwd=repo)
-    findings = yaml.safe_load(result.stdout)["results"]
+    findings = detect_secrets(repo)
     assert findings == {}, findings
 
 
