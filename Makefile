@@ -7,12 +7,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 KUBECTL := $(CURDIR)/.tools/bin/kubectl
+# Jenkinsfile linter: 16.2.0 is the last release that runs on Node 20 (with Java 17).
+GROOVY_LINT := $(CURDIR)/.tools/npm/node_modules/.bin/npm-groovy-lint
 # Reference data beside the checkout (schemas, chart values); optional outside CI.
 SHARED ?= $(abspath ../shared)
 DEMO_DIR ?= build/demo
 PYTEST_ARGS ?= -n 2
 
-export KUBECTL
+export KUBECTL GROOVY_LINT
 ifneq ($(wildcard $(SHARED)/schemas),)
 export AIRFLOW_GITOPS_SCHEMA_DIR := $(SHARED)/schemas
 export AIRFLOW_CHART_VALUES := $(SHARED)/chart/airflow-8.9.0-values.yaml
@@ -32,7 +34,10 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 $(KUBECTL): | $(VENV)/.installed
 	$(PY) template/scripts/install_tools.py --dest .tools/bin
 
-setup: $(VENV)/.installed $(KUBECTL) ## create .venv and install kubectl/helm into .tools/bin
+$(GROOVY_LINT):
+	npm install --prefix .tools/npm --no-audit --no-fund --loglevel=error npm-groovy-lint@16.2.0
+
+setup: $(VENV)/.installed $(KUBECTL) $(GROOVY_LINT) ## create .venv, install kubectl/helm and npm-groovy-lint into .tools
 
 tools: $(KUBECTL)
 

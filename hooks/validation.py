@@ -218,6 +218,28 @@ def web_hostname(value: Any) -> str:
     return err
 
 
+def dags_repo_url(value: Any) -> str:
+    return _matches("dags_repo_url", value,
+                    r"(https://|ssh://[A-Za-z0-9._-]+@)[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+"
+                    r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+",
+                    "must be empty (DAGs live in dags/ of this repo) or a git URL like "
+                    "https://github.com/org/dags.git or git@github.com:org/dags.git, without credentials",
+                    optional=True)
+
+
+def dags_repo_branch(value: Any) -> str:
+    err = _matches("dags_repo_branch", value, r"[A-Za-z0-9._/-]+",
+                   "must be a branch name (letters, digits, '.', '_', '/', '-')")
+    if not err and (".." in value or value.startswith(("/", "-")) or value.endswith((".lock", "/", "."))):
+        err = f"dags_repo_branch {value!r} is not a valid git branch name"
+    return err
+
+
+def jenkins_credentials_id(value: Any) -> str:
+    return _matches("dags_repo_credentials_id", value, r"[A-Za-z0-9._-]{1,100}",
+                    "must be empty or a Jenkins credentials ID (letters, digits, '.', '_', '-')", optional=True)
+
+
 RULES: dict[str, Callable[..., str]] = {
     "project_name": project_name,
     "chart_version": chart_version,
@@ -242,6 +264,9 @@ RULES: dict[str, Callable[..., str]] = {
     "s3_log_prefix": s3_log_prefix,
     "irsa_role_arn": irsa_role_arn,
     "web_hostname": web_hostname,
+    "dags_repo_url": dags_repo_url,
+    "dags_repo_branch": dags_repo_branch,
+    "dags_repo_credentials_id": jenkins_credentials_id,
 }
 
 
@@ -272,10 +297,17 @@ def yaml_str(value: Any) -> str:
     return json.dumps(text)
 
 
+def groovy_str(value: Any) -> str:
+    """A single-quoted Groovy string literal (no interpolation) holding exactly ``value``."""
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
+    return f"'{text}'"
+
+
 class ValidationExtension(Extension):
-    """Registers ``check`` (answer validation) and ``yaml_str`` (safe scalar) for templates."""
+    """Registers ``check`` (answer validation) and the ``yaml_str``/``groovy_str`` literal filters."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.globals["check"] = check
         environment.filters["yaml_str"] = yaml_str
+        environment.filters["groovy_str"] = groovy_str

@@ -121,7 +121,7 @@ def test_two_environments_share_a_cluster(tmp_path: Path, copy_project, demo_ans
         "irsa_role_arn": "arn:aws:iam::123456789012:role/airflow-staging", "s3_log_prefix": "airflow/staging",
         "web_hostname": "airflow-staging.example.com",
     }
-    copy_project(repo, staging, answers_file=".copier-answers.staging.yml", overwrite=True)
+    copy_project(repo, staging, answers_file=".copier-answers.staging.yml")
     result = run_validate(repo)
     assert result.returncode == 0, result.stdout + result.stderr
 

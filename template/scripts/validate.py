@@ -880,10 +880,46 @@ def validate_repo(repo: Path, strict: bool = False) -> Report:
             built[name] = objs
     for name, issue in check_cluster_scoped(built):
         report.add(name, issue)
+    if (repo / "Jenkinsfile").is_file():
+        overlays = {Path(n).name: objs for n, objs in built.items() if Path(n).parent.name == "overlays"}
+        for issue in check_jenkinsfile((repo / "Jenkinsfile").read_text(), overlays):
+            report.add("Jenkinsfile", issue)
     if unchecked:
         report.add("schemas", Issue("WARN", "", "not schema-checked (no schema; set AIRFLOW_GITOPS_SCHEMA_DIR "
                                     f"or go online): {', '.join(sorted(unchecked))}"))
     return report
+
+
+JENKINS_ENV = re.compile(r"^\s*'([^']+)'\s*:\s*\[namespace:\s*'([^']*)',\s*claim:\s*'([^']*)'", re.M)
+JENKINS_IMAGE = re.compile(r"AIRFLOW_IMAGE\s*=\s*'([^']*)'")
+
+
+def check_jenkinsfile(text: str, overlays: dict[str, list[dict]]) -> list[Issue]:
+    """The DAG publisher must target each environment's namespace, DAG claim and Airflow image."""
+    entries = {env: (ns, claim) for env, ns, claim in JENKINS_ENV.findall(text)}
+    image = JENKINS_IMAGE.search(text)
+    issues = [Issue("ERROR", "Jenkinsfile", f"environment {env!r} has no deploy/overlays/{env}")
+              for env in sorted(set(entries) - set(overlays))]
+    for env, objs in sorted(overlays.items()):
+        if env not in entries:
+            issues.append(Issue("ERROR", "Jenkinsfile", f"no entry for environment {env!r}: "
+                                "the DAG job cannot publish there"))
+            continue
+        namespace, claim = entries[env]
+        built_ns = {o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace"}
+        if built_ns and namespace not in built_ns:
+            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: namespace {namespace!r} != overlay namespace "
+                                f"{', '.join(sorted(built_ns))}"))
+        if not find(objs, "PersistentVolumeClaim", claim, namespace):
+            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: claim {claim!r} is not a PVC of the overlay"))
+        for hr in (o for o in objs if o.get("kind") == "HelmRelease" and dig(o, "spec.chart.spec.chart") == "airflow"):
+            values = helm_values(hr, objs)[0]
+            wanted = f"{dig(values, 'airflow.image.repository', 'apache/airflow')}:" \
+                     f"{dig(values, 'airflow.image.tag', '2.8.4-python3.9')}"
+            if image and image.group(1) != wanted:
+                issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: AIRFLOW_IMAGE {image.group(1)!r} != the "
+                                    f"deployed image {wanted!r} (the DAG check must use the same Python)"))
+    return issues
 
 
 def _chart_defaults(report: Report) -> dict | None:

@@ -1,0 +1,66 @@
+"""Story: a second environment is started in an existing repository with `copier copy -a`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import ROOT, commit_all, run_validate
+
+PER_ENV = {"environment": "staging", "aws_region": "eu-central-1", "aws_account_id": "210987654321",
+           "eks_cluster_name": "staging-cluster", "efs_file_system_id": "fs-00aa11bb22cc33dd4",
+           "rds_host": "staging.abcdefghijkl.eu-central-1.rds.amazonaws.com",
+           "redis_host": "staging.abcdef.ng.0001.euc1.cache.amazonaws.com", "s3_log_bucket": "staging-airflow-logs"}
+
+
+def changed_paths(repo: Path) -> set[str]:
+    out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=all"],
+                         capture_output=True, text=True, check=True).stdout
+    return {line[3:] for line in out.splitlines()}
+
+
+def test_second_environment_owns_only_its_directories(tmp_path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", {**demo_answers, "project_name": "pipelines",
+                                             "executor": "CeleryKubernetesExecutor"})
+    commit_all(repo, "dev")
+    # Only per-environment answers are given: the repo-wide ones come from .copier-answers.yml.
+    copy_project(repo, PER_ENV, answers_file=".copier-answers.staging.yml")
+    changed = changed_paths(repo)
+    assert changed - {"Jenkinsfile"} == {p for p in changed if p.startswith(
+        ("clusters/staging/", "deploy/overlays/staging/", ".copier-answers.staging.yml"))}
+    assert "Jenkinsfile" in changed  # registered by the copy-time task, see below
+
+    main = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    env = yaml.safe_load((repo / ".copier-answers.staging.yml").read_text())
+    assert (main["repo_role"], env["repo_role"]) == ("primary", "environment")
+    for key in ("project_name", "executor", "chart_version", "airflow_image_tag", "extra_pip_packages"):
+        assert env[key] == main[key], key
+    assert env["namespace"] == "pipelines-staging"
+    assert "'staging': [namespace: 'pipelines-staging', claim: 'airflow-dags'" in (repo / "Jenkinsfile").read_text()
+    result = run_validate(repo)
+    assert result.returncode == 0, result.stdout
+
+
+def test_environment_registration_is_idempotent(tmp_path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    before = (repo / "Jenkinsfile").read_text()
+    task = [sys.executable, str(ROOT / "hooks/register_environment.py"),
+            '{"environment": "dev", "namespace": "airflow-dev", "production_like": false}']
+    out = subprocess.run(task, cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert "already" in out and (repo / "Jenkinsfile").read_text() == before
+    task[-1] = '{"environment": "dev", "namespace": "airflow-dev", "production_like": true}'
+    subprocess.run(task, cwd=repo, check=True, capture_output=True)
+    after = (repo / "Jenkinsfile").read_text()
+    assert after.count("'dev':") == 1 and "productionLike: true" in after
+
+
+def test_every_repo_wide_path_is_excluded_for_environments(tmp_path, copy_project, demo_answers) -> None:
+    """The _exclude list in copier.yml names every repo-wide path of the template."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    top = {p.name for p in repo.iterdir()} - {".copier-answers.yml", "clusters", "deploy"}
+    config = (ROOT / "copier.yml").read_text()
+    missing = [name for name in sorted(top) if f"    /{name}\n" not in config]
+    assert missing == [], f"add to _exclude in copier.yml: {missing}"
+    assert "    /deploy/base\n" in config
