@@ -15,6 +15,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
@@ -54,6 +55,32 @@ def project_name(value: Any) -> str:
         err = (f"project_name is {len(value)} characters: it is also the Helm release name, "
                f"which chart 8.9.0 limits to {RELEASE_NAME_MAX}")
     return err
+
+
+def environment(value: Any, dst_path: Any = None, answers_file: Any = None) -> str:
+    """A DNS label, and not an environment this repository already has (copy refuses)."""
+    err = dns_label("environment", 20)(value)
+    if err or not dst_path or not answers_file:
+        return err
+    dst = Path(str(dst_path))
+    answers = dst / str(answers_file)
+    recorded = _recorded_environment(answers)
+    if recorded is not None and recorded != value:
+        return (f"environment: {answers.name} belongs to environment {recorded!r}; to add {value!r} "
+                f"run copier copy with -a .copier-answers.{value}.yml")
+    if recorded is None and (dst / "deploy" / "overlays" / value).exists():
+        return (f"environment {value!r} already exists in {dst} (deploy/overlays/{value}); "
+                "use copier update to change it, or pick another name")
+    return ""
+
+
+def _recorded_environment(answers: Path) -> str | None:
+    if not answers.is_file():
+        return None
+    import yaml  # copier depends on PyYAML
+
+    data = yaml.safe_load(answers.read_text()) or {}
+    return data.get("environment")
 
 
 def dns_label(field: str, max_len: int = 63) -> Callable[[Any], str]:
@@ -247,7 +274,7 @@ RULES: dict[str, Callable[..., str]] = {
     "airflow_image_tag": image_tag,
     "executor": executor,
     "extra_pip_packages": extra_pip_packages,
-    "environment": dns_label("environment", 20),
+    "environment": environment,
     "aws_region": aws_region,
     "aws_account_id": aws_account_id,
     "eks_cluster_name": eks_cluster_name,

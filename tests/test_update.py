@@ -1,0 +1,192 @@
+"""Story: users edit their generated repo; `make update` pulls template fixes and keeps the edits.
+
+Template versions are built here with gitpython (v0.1.0 = this tree, v0.2.0 = fixes + a renamed
+answer with its migration): tests never rely on tags existing in the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import git
+import pytest
+import yaml
+from conftest import GIT_ENV, commit_all, validate_env
+
+COPIER = str(Path(sys.executable).with_name("copier"))
+STAGING = {"environment": "staging", "namespace": "airflow-staging", "s3_log_prefix": "airflow/staging",
+           "irsa_role_arn": "arn:aws:iam::123456789012:role/airflow-staging"}
+REPO_WIDE = {"project_name", "gitops_engine", "chart_version", "airflow_image_repository", "airflow_image_tag",
+             "executor", "extra_pip_packages"}
+MIGRATION = """\
+  - version: v0.2.0
+    when: "{{ _stage == 'before' }}"
+    command:
+      - "{{ _copier_python }}"
+      - "{{ _copier_conf.src_path }}/hooks/migrations.py"
+      - rename-answer
+      - "{{ _copier_conf.answers_file }}"
+      - web_hostname
+      - ingress_host
+"""
+
+
+def edit(path: Path, old: str, new: str, count: int = 1) -> None:
+    text = path.read_text()
+    assert text.count(old) >= count, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def release(template: Path, tag: str, change: Callable[[Path], None]) -> None:
+    change(template)
+    commit_all(template, f"release {tag}", tag=tag)
+
+
+def v2_fixes(template: Path) -> None:
+    """Fixes touching shared and per-environment files, and a renamed answer with its migration."""
+    edit(template / "template/deploy/base/helmrelease.yaml.jinja", "      interval: 24h\n", "      interval: 12h\n")
+    edit(template / "template/deploy/base/values.yaml.jinja", '    AIRFLOW__CORE__LOAD_EXAMPLES: "False"\n',
+         '    AIRFLOW__CORE__LOAD_EXAMPLES: "False"\n    AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL: "60"\n')
+    edit(template / "template/deploy/overlays/{{ environment }}/pv-patch.yaml.jinja", "    driver: efs.csi.aws.com\n",
+         '    driver: efs.csi.aws.com\n    volumeAttributes:\n      encryptInTransit: "true"\n')
+    for path in [template / "copier.yml", *(p for p in (template / "template").rglob("*.jinja") if p.is_file())]:
+        if "web_hostname" in path.read_text():
+            edit(path, "web_hostname", "ingress_host")
+    edit(template / "hooks/validation.py", '"web_hostname": web_hostname,', '"ingress_host": web_hostname,')
+    edit(template / "copier.yml", "_migrations: []\n", "_migrations:\n" + MIGRATION)
+    edit(template / "pyproject.toml", 'version = "0.1.0"', 'version = "0.2.0"')
+
+
+def staging_answers(demo_answers: dict) -> dict:
+    """Only per-environment answers: the repo-wide ones come from the primary answers file."""
+    return {**{k: v for k, v in demo_answers.items() if k not in REPO_WIDE}, **STAGING}
+
+
+@pytest.fixture
+def template(tmp_path: Path, template_src: Path) -> Path:
+    """A private clone of the v0.1.0 template that a test may release new versions of."""
+    clone = tmp_path / "template"
+    git.Repo.clone_from(template_src, clone)
+    return clone
+
+
+@pytest.fixture
+def project(tmp_path: Path, template: Path, demo_answers) -> Path:
+    """Generated at v0.1.0 with two environments (the second added the documented way), committed."""
+    import copier
+
+    repo = tmp_path / "project"
+    copier.run_copy(str(template), repo, data=demo_answers, defaults=True, unsafe=True, quiet=True,
+                    vcs_ref="v0.1.0")
+    copier.run_copy(str(template), repo, data=staging_answers(demo_answers), defaults=True, unsafe=True, quiet=True,
+                    vcs_ref="v0.1.0", answers_file=".copier-answers.staging.yml")
+    commit_all(repo, "generated at v0.1.0")
+    return repo
+
+
+def user_edits(repo: Path) -> None:
+    edit(repo / "deploy/overlays/dev/values.yaml", "  port: 5432\n", "  port: 6543 # our RDS proxy\n")
+    (repo / "deploy/overlays/dev/team-config.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: team-config\ndata:\n  owner: data-platform\n")
+    edit(repo / "deploy/overlays/dev/kustomization.yaml", "  - ../../base\n", "  - ../../base\n  - team-config.yaml\n")
+    (repo / "dags/example_s3_logging.py").unlink()
+    edit(repo / "deploy/base/helmrelease.yaml", "  timeout: 15m\n", "  timeout: 25m\n")
+    commit_all(repo, "user edits")
+
+
+def make_update(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(validate_env(), COPIER=COPIER, **GIT_ENV)
+    return subprocess.run(["make", "-C", str(repo), "update", f"TOOLS_PYTHON={sys.executable}", *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def leftovers(repo: Path) -> list[str]:
+    found = [str(p.relative_to(repo)) for p in repo.rglob("*.rej")]
+    for path in repo.rglob("*"):
+        text = path.read_text(errors="replace") if path.is_file() and ".git" not in path.parts else ""
+        if re.search(r"^(<{7}|>{7}) ", text, re.M):
+            found.append(str(path.relative_to(repo)))
+    return found
+
+
+def test_update_keeps_edits_and_brings_fixes(template: Path, project: Path) -> None:
+    user_edits(project)
+    release(template, "v0.2.0", v2_fixes)
+
+    result = make_update(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert leftovers(project) == []
+    # every user edit survived
+    assert "  port: 6543 # our RDS proxy\n" in (project / "deploy/overlays/dev/values.yaml").read_text()
+    assert (project / "deploy/overlays/dev/team-config.yaml").exists()
+    assert "  - team-config.yaml\n" in (project / "deploy/overlays/dev/kustomization.yaml").read_text()
+    assert not (project / "dags/example_s3_logging.py").exists(), "a deleted file stays deleted"
+    release_text = (project / "deploy/base/helmrelease.yaml").read_text()
+    assert "  timeout: 25m\n" in release_text
+    # the fixes are in, in shared and in per-environment files
+    assert "      interval: 12h\n" in release_text
+    assert 'AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL: "60"' in (project / "deploy/base/values.yaml").read_text()
+    for env in ("dev", "staging"):
+        assert 'encryptInTransit: "true"' in (project / f"deploy/overlays/{env}/pv-patch.yaml").read_text()
+    # the migration renamed the answer in both answers files, once each
+    for name in (".copier-answers.yml", ".copier-answers.staging.yml"):
+        answers = yaml.safe_load((project / name).read_text())
+        assert answers["_commit"] == "v0.2.0"
+        assert "web_hostname" not in answers and answers["ingress_host"]
+        assert (project / name).read_text().startswith("# Changes here will be overwritten by Copier")
+    assert result.stdout.count("answer web_hostname -> ingress_host") == 2
+    assert "validate:" in result.stdout and " 0 errors" in result.stdout  # make update ends with make validate
+    # the update is left staged for review; once committed the worktree is clean
+    repo = git.Repo(project)
+    assert repo.head.commit.message.strip() == "user edits"
+    commit_all(project, "update to v0.2.0")
+    assert repo.git.status("--porcelain", "--untracked-files=all") == ""
+
+
+def test_conflict_fails_and_names_the_file(template: Path, project: Path) -> None:
+    edit(project / "deploy/base/helmrelease.yaml", "  timeout: 15m\n", "  timeout: 25m\n")
+    commit_all(project, "user edit")
+    release(template, "v0.2.0", lambda t: edit(t / "template/deploy/base/helmrelease.yaml.jinja",
+                                                 "  timeout: 15m\n", "  timeout: 20m\n"))
+    result = make_update(project)
+    assert result.returncode != 0
+    assert "conflicts to resolve" in result.stderr
+    assert "  deploy/base/helmrelease.yaml" in result.stderr
+    assert git.Repo(project).head.commit.message.strip() == "user edit", "nothing committed by make update"
+
+
+def test_dirty_worktree_is_refused(project: Path, template: Path) -> None:
+    release(template, "v0.2.0", v2_fixes)
+    (project / "scratch.txt").write_text("wip")
+    result = make_update(project)
+    assert result.returncode != 0 and "worktree is not clean" in result.stderr
+
+
+def test_change_one_answer_then_keep_files_in_step(project: Path) -> None:
+    env = dict(os.environ, **GIT_ENV)
+    subprocess.run([COPIER, "update", "--trust", "--defaults", "--vcs-ref", ":current:", "--data",
+                    "airflow_image_tag=2.9.3-python3.11"], cwd=project, check=True, capture_output=True, env=env)
+    assert "tag: 2.9.3-python3.11" in (project / "deploy/base/values.yaml").read_text()
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["aws_region"] == "eu-west-1"
+    commit_all(project, "bump Airflow")
+    # The staging answers file still says 2.8.4: make update brings it in step with the primary.
+    result = make_update(project, "VERSION=v0.1.0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    staging = yaml.safe_load((project / ".copier-answers.staging.yml").read_text())
+    assert staging["airflow_image_tag"] == "2.9.3-python3.11"
+    assert "AIRFLOW_IMAGE = 'apache/airflow:2.9.3-python3.11'" in (project / "Jenkinsfile").read_text()
+
+
+def test_copy_refuses_an_existing_environment(project: Path, template: Path, demo_answers) -> None:
+    import copier
+
+    before = git.Repo(project).git.status("--porcelain")
+    with pytest.raises(ValueError, match="environment 'staging' already exists"):
+        copier.run_copy(str(template), project, data=staging_answers(demo_answers), defaults=True, unsafe=True,
+                        quiet=True, answers_file=".copier-answers.staging2.yml")
+    assert git.Repo(project).git.status("--porcelain") == before
