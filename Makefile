@@ -20,7 +20,7 @@ export AIRFLOW_GITOPS_SCHEMA_DIR := $(SHARED)/schemas
 export AIRFLOW_CHART_VALUES := $(SHARED)/chart/airflow-8.9.0-values.yaml
 endif
 
-.PHONY: help setup tools demo test lint bench clean
+.PHONY: help setup tools demo test lint bench release clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -53,6 +53,17 @@ test: setup ## run the test suite (pytest, parallel)
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+release: ## tag v$(VERSION) from pyproject.toml once CHANGELOG.md has its section and the tree is clean
+	@grep -q '^## $(VERSION)' CHANGELOG.md || { echo "release: CHANGELOG.md has no '## $(VERSION)' section" >&2; exit 1; }
+	@test -z "$$(git status --porcelain)" || { echo "release: commit your changes first" >&2; exit 1; }
+	git tag -a v$(VERSION) -m "airflow-eks-gitops $(VERSION)"
+	@echo "release: tagged v$(VERSION); push it with: git push origin v$(VERSION)"
+
+bench: setup ## benchmark the DAG publisher against cp -a (one run, side-by-side table)
+	$(PY) benchmarks/bench_sync_dags.py
 
 clean: ## remove build output (keeps .venv and .tools)
 	rm -rf build .pytest_cache

@@ -65,11 +65,14 @@ def test_declarative_structure(generated) -> None:
         assert needle in text
     stages = re.findall(r"stage\('([^']+)'\)", text)
     assert stages == ["Publish DAGs", "Checkout", "Branch guard", "Check DAGs", "Publish", "Verify"]
-    assert re.search(r"sync_dags\.py publish .*--check", text.replace('" +\n', ""), re.S)
+    check, publish = text.index("sync_dags.py check --source"), text.index("sync_dags.py publish --source")
+    assert check < publish, "DAGs are checked before anything is published"
+    assert "--revision" in text[publish:publish + 200]
     production = re.search(r"productionLike: (true|false)", text).group(1)
     assert production == ("true" if answers["environment"] == "prod" else "false")
     if answers.get("dags_repo_url"):
         assert f"url: '{answers['dags_repo_url']}'" in text and "DAGS_SOURCE = '.dags-src'" in text
+        assert "checkout(scmGit(" in text
         assert ("credentialsId: DAGS_REPO.credentialsId" in text) == bool(answers.get("dags_repo_credentials_id"))
         assert not (repo / "dags").exists()
     else:
