@@ -166,10 +166,13 @@ class Ignore:
             except re.error as exc:
                 raise Fail(EXIT_USAGE, f"{path}:{number}: invalid regexp {pattern!r}: {exc}") from None
 
+        # One alternation: a single search per entry instead of one per pattern.
+        self.regex = re.compile("|".join(f"(?:{p.pattern})" for p in self.patterns)) if self.patterns else None
+
     def excluded(self, rel: str, name: str) -> bool:
         if name in (".git", "__pycache__") or name.startswith(TMP) or name.endswith(".pyc"):
             return True
-        return any(p.search(rel) for p in self.patterns)
+        return bool(self.regex and self.regex.search(rel))
 
 
 def scan(root: str, ignore: Ignore | None = None) -> Tree:
@@ -182,14 +185,15 @@ def scan(root: str, ignore: Ignore | None = None) -> Tree:
                 rel = prefix + item.name
                 if ignore and ignore.excluded(rel, item.name):
                     continue
-                st = item.stat(follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
+                # d_type from readdir answers dir/symlink without a stat call per entry
+                if item.is_dir(follow_symlinks=False):
                     tree[rel] = Entry("d")
                     walk(item.path, rel + "/")
-                elif stat.S_ISREG(st.st_mode):
-                    tree[rel] = Entry("f", st.st_size, st.st_mtime_ns, st.st_mode)
-                elif stat.S_ISLNK(st.st_mode):
+                elif item.is_symlink():
                     tree[rel] = Entry("l", target=os.readlink(item.path))
+                elif item.is_file(follow_symlinks=False):
+                    st = item.stat(follow_symlinks=False)
+                    tree[rel] = Entry("f", st.st_size, st.st_mtime_ns, st.st_mode)
                 else:
                     print(f"warning: skipping special file {item.path}", file=sys.stderr)
 
