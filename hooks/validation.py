@@ -246,20 +246,29 @@ def web_hostname(value: Any) -> str:
 
 
 def dags_repo_url(value: Any) -> str:
-    return _matches("dags_repo_url", value,
-                    r"(https://|ssh://[A-Za-z0-9._-]+@)[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+"
-                    r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+",
-                    "must be empty (DAGs live in dags/ of this repo) or a git URL like "
-                    "https://github.com/org/dags.git or git@github.com:org/dags.git, without credentials",
-                    optional=True)
+    if value in (None, ""):
+        return ""  # DAGs live in dags/ of this repository
+    return git_url("dags_repo_url")(value)
 
 
-def dags_repo_branch(value: Any) -> str:
-    err = _matches("dags_repo_branch", value, r"[A-Za-z0-9._/-]+",
-                   "must be a branch name (letters, digits, '.', '_', '/', '-')")
-    if not err and (".." in value or value.startswith(("/", "-")) or value.endswith((".lock", "/", "."))):
-        err = f"dags_repo_branch {value!r} is not a valid git branch name"
-    return err
+def git_url(field: str) -> Callable[[Any], str]:
+    def rule(value: Any) -> str:
+        return _matches(field, value,
+                        r"(https://|ssh://[A-Za-z0-9._-]+@)[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+"
+                        r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+",
+                        "must be a git URL like https://github.com/org/repo.git or git@github.com:org/repo.git, "
+                        "without credentials")
+    return rule
+
+
+def branch(field: str) -> Callable[[Any], str]:
+    def rule(value: Any) -> str:
+        err = _matches(field, value, r"[A-Za-z0-9._/-]+",
+                       "must be a branch name (letters, digits, '.', '_', '/', '-')")
+        if not err and (".." in value or value.startswith(("/", "-")) or value.endswith((".lock", "/", "."))):
+            err = f"{field} {value!r} is not a valid git branch name"
+        return err
+    return rule
 
 
 def jenkins_credentials_id(value: Any) -> str:
@@ -292,7 +301,9 @@ RULES: dict[str, Callable[..., str]] = {
     "irsa_role_arn": irsa_role_arn,
     "web_hostname": web_hostname,
     "dags_repo_url": dags_repo_url,
-    "dags_repo_branch": dags_repo_branch,
+    "dags_repo_branch": branch("dags_repo_branch"),
+    "git_repo_url": git_url("git_repo_url"),
+    "git_revision": branch("git_revision"),
     "dags_repo_credentials_id": jenkins_credentials_id,
 }
 

@@ -23,6 +23,7 @@ STAGING = {"environment": "staging", "namespace": "airflow-staging", "s3_log_pre
            "irsa_role_arn": "arn:aws:iam::123456789012:role/airflow-staging"}
 REPO_WIDE = {"project_name", "gitops_engine", "chart_version", "airflow_image_repository", "airflow_image_tag",
              "executor", "extra_pip_packages"}
+HELMRELEASE = "template/deploy/base/{% if gitops_engine == 'flux' %}helmrelease.yaml{% endif %}.jinja"
 MIGRATION = """\
   - version: v0.2.0
     when: "{{ _stage == 'before' }}"
@@ -49,7 +50,7 @@ def release(template: Path, tag: str, change: Callable[[Path], None]) -> None:
 
 def v2_fixes(template: Path) -> None:
     """Fixes touching shared and per-environment files, and a renamed answer with its migration."""
-    edit(template / "template/deploy/base/helmrelease.yaml.jinja", "      interval: 24h\n", "      interval: 12h\n")
+    edit(template / HELMRELEASE, "      interval: 24h\n", "      interval: 12h\n")
     edit(template / "template/deploy/base/values.yaml.jinja", '    AIRFLOW__CORE__LOAD_EXAMPLES: "False"\n',
          '    AIRFLOW__CORE__LOAD_EXAMPLES: "False"\n    AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL: "60"\n')
     edit(template / "template/deploy/overlays/{{ environment }}/pv-patch.yaml.jinja", "    driver: efs.csi.aws.com\n",
@@ -151,7 +152,7 @@ def test_update_keeps_edits_and_brings_fixes(template: Path, project: Path) -> N
 def test_conflict_fails_and_names_the_file(template: Path, project: Path) -> None:
     edit(project / "deploy/base/helmrelease.yaml", "  timeout: 15m\n", "  timeout: 25m\n")
     commit_all(project, "user edit")
-    release(template, "v0.2.0", lambda t: edit(t / "template/deploy/base/helmrelease.yaml.jinja",
+    release(template, "v0.2.0", lambda t: edit(t / HELMRELEASE,
                                                  "  timeout: 15m\n", "  timeout: 20m\n"))
     result = make_update(project)
     assert result.returncode != 0

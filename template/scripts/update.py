@@ -23,8 +23,9 @@ from pathlib import Path
 
 PRIMARY = ".copier-answers.yml"
 # Answers that must be identical in every answers file (see copier.yml).
-REPO_WIDE = ("project_name", "gitops_engine", "chart_version", "airflow_image_repository", "airflow_image_tag",
-             "executor", "extra_pip_packages", "dags_repo_url", "dags_repo_branch", "dags_repo_credentials_id")
+REPO_WIDE = ("project_name", "gitops_engine", "git_repo_url", "git_revision", "chart_version",
+             "airflow_image_repository", "airflow_image_tag", "executor", "extra_pip_packages",
+             "dags_repo_url", "dags_repo_branch", "dags_repo_credentials_id")
 MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.M)
 
 
