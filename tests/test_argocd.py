@@ -115,3 +115,13 @@ def test_switch_from_flux_to_argo_with_copier_update(tmp_path, copy_project, dem
         assert (repo / f"clusters/{env_name}/kustomization.yaml").is_file()
         app = yaml.safe_load((repo / f"clusters/{env_name}/airflow.yaml").read_text())
         assert app["kind"] == "Application" and app["spec"]["destination"]["namespace"] == f"airflow-{env_name}"
+
+
+def test_jenkinsfile_image_checked_against_argo_values(tmp_path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", {**demo_answers, **ARGO})
+    jenkinsfile = repo / "Jenkinsfile"
+    jenkinsfile.write_text(jenkinsfile.read_text().replace("apache/airflow:2.8.4-python3.9", "apache/airflow:2.9.3"))
+    result = run_validate(repo)
+    assert result.returncode != 0
+    expected = "AIRFLOW_IMAGE 'apache/airflow:2.9.3' != the deployed image 'apache/airflow:2.8.4-python3.9'"
+    assert expected in result.stdout

@@ -566,3 +566,341 @@ def test_generated_kustomization_mirrors_kustomize_controller(tmp_path: Path) ->
     (tmp_path / "c/notes.txt").write_text("ignored")
     gen = yaml.safe_load(V.generated_kustomization(tmp_path / "c", tmp_path / "gen"))
     assert gen["resources"] == ["../c/a.yaml", "../c/flux-system", "../c/sub/b.yml"]
+
+
+# ---------------------------------------------------------------- Argo CD flavor
+GIT_URL = "https://github.com/example/airflow-gitops.git"
+AIRFLOW_CHARTS = "https://airflow-helm.github.io/charts"
+SEALED_CHARTS = "https://bitnami-labs.github.io/sealed-secrets"
+IN_CLUSTER = "https://kubernetes.default.svc"
+
+
+def argo_object(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": kind,
+            "metadata": {"name": name, "namespace": "argocd"}, "spec": spec}
+
+
+def argo_files(env: str = "dev") -> dict[str, Any]:
+    """The gitops_engine: argocd layout: Applications in clusters/<env>, plain value files."""
+    ns, d, c = f"airflow-{env}", f"deploy/overlays/{env}", f"clusters/{env}"
+    flux_overlay = overlay_files(env)
+    base_values = values_for(env)
+    env_values = {"serviceAccount": base_values.pop("serviceAccount")}
+    sync = {"automated": {"prune": True, "selfHeal": True},
+            "syncOptions": ["CreateNamespace=true", "ServerSideApply=true"],
+            "retry": {"limit": 10, "backoff": {"duration": "30s", "factor": 2, "maxDuration": "10m"}}}
+    return {
+        ".copier-answers.yml": {"_commit": "v1.0.0", "_src_path": "/templates/airflow-eks-gitops",
+                                "gitops_engine": "argocd", "git_repo_url": GIT_URL, "git_revision": "main",
+                                "project_name": "airflow", "environment": env, "namespace": ns},
+        f"{c}/kustomization.yaml": {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": ["project-platform.yaml", "project.yaml", "infrastructure.yaml", "sealed-secrets.yaml",
+                          "airflow.yaml"]},
+        f"{c}/project-platform.yaml": argo_object("AppProject", "platform", {
+            "sourceRepos": [GIT_URL, SEALED_CHARTS],
+            "destinations": [{"server": IN_CLUSTER, "namespace": "kube-system"},
+                             {"server": IN_CLUSTER, "namespace": ""}],
+            "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}),
+        f"{c}/project.yaml": argo_object("AppProject", ns, {
+            "sourceRepos": [GIT_URL, AIRFLOW_CHARTS],
+            "destinations": [{"server": IN_CLUSTER, "namespace": ns}],
+            "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"},
+                                         {"group": "", "kind": "PersistentVolume"}]}),
+        f"{c}/infrastructure.yaml": argo_object("Application", "infrastructure", {
+            "project": "platform", "source": {"repoURL": GIT_URL, "targetRevision": "main", "path": "infrastructure"},
+            "destination": {"server": IN_CLUSTER}, "syncPolicy": {"automated": {"prune": True}}}),
+        f"{c}/sealed-secrets.yaml": argo_object("Application", "sealed-secrets", {
+            "project": "platform",
+            "source": {"repoURL": SEALED_CHARTS, "chart": "sealed-secrets", "targetRevision": "2.18.0",
+                       "helm": {"releaseName": "sealed-secrets-controller",
+                                "valuesObject": {"fullnameOverride": "sealed-secrets-controller"}}},
+            "destination": {"server": IN_CLUSTER, "namespace": "kube-system"}}),
+        f"{c}/airflow.yaml": argo_object("Application", ns, {
+            "project": ns, "destination": {"server": IN_CLUSTER, "namespace": ns},
+            "sources": [
+                {"repoURL": AIRFLOW_CHARTS, "chart": "airflow", "targetRevision": "8.9.0",
+                 "helm": {"releaseName": "airflow",
+                          "valueFiles": ["$values/deploy/base/values.yaml", f"$values/{d}/values.yaml"]}},
+                {"repoURL": GIT_URL, "targetRevision": "main", "ref": "values", "path": d}],
+            "syncPolicy": sync}),
+        "infrastructure/kustomization.yaml": {"resources": ["storageclass.yaml"]},
+        "infrastructure/storageclass.yaml": base_files()["infrastructure/storageclass.yaml"],
+        "deploy/base/values.yaml": base_values,
+        f"{d}/kustomization.yaml": {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": ns,
+            "resources": ["namespace.yaml", "storage.yaml", "secrets.yaml"],
+            "commonAnnotations": {"argocd.argoproj.io/sync-wave": "-1"}},
+        f"{d}/values.yaml": env_values,
+    } | {f"{d}/{f}": flux_overlay[f"{d}/{f}"] for f in ("namespace.yaml", "storage.yaml", "secrets.yaml")}
+
+
+@pytest.fixture
+def argo_repo(tmp_path: Path) -> Path:
+    root = tmp_path / "argo"
+    write(root, argo_files())
+    return root
+
+
+@pytest.fixture(scope="module")
+def argo_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    """The kubectl builds of the Argo fixture, made once; tests mutate deep copies."""
+    if not os.access(KUBECTL, os.X_OK):
+        pytest.skip(f"kubectl not found at {KUBECTL}")
+    root = tmp_path_factory.mktemp("argo-built")
+    write(root, argo_files())
+    return {b: V.kustomize_build(str(KUBECTL), root / b, root_only=True)
+            for b in ("clusters/dev", "deploy/overlays/dev", "infrastructure")}
+
+
+@pytest.fixture
+def builds(argo_built: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    return copy.deepcopy(argo_built)
+
+
+def argo_obj(builds: dict[str, list[dict[str, Any]]], kind: str, name: str,
+             build: str = "clusters/dev") -> dict[str, Any]:
+    return next(o for o in builds[build] if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def argo_app(builds: dict[str, list[dict[str, Any]]], name: str = "airflow-dev") -> dict[str, Any]:
+    return argo_obj(builds, "Application", name)
+
+
+def argo_lines(root: Path, builds: dict[str, list[dict[str, Any]]], chart: dict[str, Any] | None = None) -> list[str]:
+    report = V.Report()
+    for build, issue in V.check_argo_applications(builds, root, chart):
+        report.add(build, issue)
+    return report.lines
+
+
+def one(lines: list[str], level: str, *needles: str) -> str:
+    """Exactly one line of `level` (and none of ERROR otherwise), containing every needle."""
+    hits = [line for line in lines if line.startswith(level)]
+    assert len(hits) == 1 and all(n in hits[0] for n in needles), "\n".join(lines)
+    assert level == "ERROR" or not [line for line in lines if line.startswith("ERROR")], "\n".join(lines)
+    return hits[0]
+
+
+@needs_kubectl
+def test_argo_valid_fixture_passes(argo_repo: Path, schemas: None, chart_values: dict[str, Any]) -> None:
+    report = run(argo_repo)
+    assert report.errors == 0, "\n".join(report.lines)
+    assert report.builds == 3  # clusters/dev (its own kustomization), deploy/overlays/dev, infrastructure
+    warns = [line for line in report.lines if line.startswith("WARN")]
+    assert warns == ["WARN schemas: not schema-checked (no schema; set AIRFLOW_GITOPS_SCHEMA_DIR or go online): "
+                     "AppProject (argoproj.io/v1alpha1)"], report.lines
+
+
+def test_argo_pure_checks_pass(argo_repo: Path, builds: dict[str, list[dict[str, Any]]],
+                               chart_values: dict[str, Any]) -> None:
+    assert argo_lines(argo_repo, builds, chart_values) == []
+    assert V.check_engine_purity(builds, "argocd") == []
+    assert V.env_of("deploy/overlays/dev") == V.env_of("clusters/dev") == "dev"
+
+
+def test_argo_source_not_allowed_by_project(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    argo_app(builds)["spec"]["sources"][0]["repoURL"] = "https://charts.example.com/airflow"
+    one(argo_lines(argo_repo, builds), "ERROR", "clusters/dev: Application/argocd/airflow-dev: sources[0]: "
+        "repoURL 'https://charts.example.com/airflow' is not in AppProject airflow-dev sourceRepos")
+
+
+def test_argo_source_repos_globs(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    repos = argo_obj(builds, "AppProject", "airflow-dev")["spec"]["sourceRepos"]
+    repos[:] = ["https://github.com/example/*", "https://airflow-helm.github.io/*"]
+    assert argo_lines(argo_repo, builds) == []
+    repos[:] = ["https://github.com/*", AIRFLOW_CHARTS]  # `*` stops at `/`
+    one(argo_lines(argo_repo, builds), "ERROR", "sources[1]: repoURL")
+    repos[:] = ["https://github.com/**", f"!{GIT_URL.upper()}", AIRFLOW_CHARTS]  # normalized, deny wins
+    one(argo_lines(argo_repo, builds), "ERROR", "sources[1]: repoURL")
+    repos[:] = ["*"]
+    assert argo_lines(argo_repo, builds) == []
+
+
+def test_argo_destination_not_allowed(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    dests = argo_obj(builds, "AppProject", "airflow-dev")["spec"]["destinations"]
+    dests[0]["namespace"] = "airflow-prod"
+    one(argo_lines(argo_repo, builds), "ERROR", "destination server https://kubernetes.default.svc namespace "
+        "'airflow-dev' is not allowed by AppProject airflow-dev destinations")
+    dests[0]["namespace"] = "airflow-*"
+    assert argo_lines(argo_repo, builds) == []
+
+
+def test_argo_cluster_scoped_destination(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    platform = argo_obj(builds, "AppProject", "platform")["spec"]
+    platform["destinations"].pop()  # "" namespace: the infrastructure app has none
+    one(argo_lines(argo_repo, builds), "ERROR", "Application/argocd/infrastructure: destination",
+        "namespace '(none: cluster-scoped only)' is not allowed by AppProject platform")
+
+
+def test_argo_deployed_kinds_must_be_whitelisted(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    argo_obj(builds, "AppProject", "airflow-dev")["spec"]["clusterResourceWhitelist"].pop()
+    one(argo_lines(argo_repo, builds), "ERROR", "deploy/overlays/dev deploys PersistentVolume (core), not permitted "
+        "by AppProject airflow-dev clusterResourceWhitelist")
+
+
+def test_argo_project_rules(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    argo_obj(builds, "AppProject", "airflow-dev")["spec"]["clusterResourceWhitelist"] = [{"group": "*", "kind": "*"}]
+    one(argo_lines(argo_repo, builds), "WARN", "clusterResourceWhitelist allows every cluster-scoped kind (`*`)")
+    argo_app(builds)["spec"]["project"] = "default"
+    one(argo_lines(argo_repo, builds), "WARN", "spec.project 'default' allows every source")
+    argo_app(builds)["spec"]["project"] = "airflow"
+    one(argo_lines(argo_repo, builds), "ERROR", "spec.project 'airflow': no AppProject airflow in namespace argocd")
+
+
+def test_argo_app_project_structure(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    argo_obj(builds, "AppProject", "platform")["spec"].pop("sourceRepos")
+    lines = argo_lines(argo_repo, builds)
+    assert "ERROR clusters/dev: AppProject/argocd/platform: spec.sourceRepos must be a non-empty list " \
+           "(Argo CD denies everything without it)" in lines, lines
+    assert sum("is not in AppProject platform sourceRepos (none)" in line for line in lines) == 2, lines
+
+
+def test_argo_missing_values_file(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    (argo_repo / "deploy/overlays/dev/values.yaml").unlink()
+    one(argo_lines(argo_repo, builds), "ERROR", "sources[0]: helm.valueFiles[1] '$values/deploy/overlays/dev/"
+        "values.yaml': 'deploy/overlays/dev/values.yaml' does not exist in the repo")
+    argo_app(builds)["spec"]["sources"][0]["helm"]["ignoreMissingValueFiles"] = True
+    one(argo_lines(argo_repo, builds), "WARN", "does not exist in the repo")
+
+
+def test_argo_values_need_a_ref_source(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    argo_app(builds)["spec"]["sources"][1].pop("ref")
+    lines = argo_lines(argo_repo, builds)
+    errs = [line for line in lines if line.startswith("ERROR")]
+    assert len(errs) == 2 and all("no source has `ref: values`" in e for e in errs), lines
+
+
+def test_argo_values_ref_mid_path(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    argo_app(builds)["spec"]["sources"][0]["helm"]["valueFiles"][1] = "deploy/$values/overlays/dev/values.yaml"
+    one(argo_lines(argo_repo, builds), "ERROR", "helm.valueFiles[1] 'deploy/$values/overlays/dev/values.yaml': "
+        "`$<ref>/` is only expanded at the start of the path")
+
+
+def test_argo_relative_value_file_warns(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    argo_app(builds)["spec"]["sources"][0]["helm"]["valueFiles"].append("values-prod.yaml")
+    one(argo_lines(argo_repo, builds), "WARN", "'values-prod.yaml': a relative value file resolves inside the chart")
+
+
+def test_argo_release_name(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    helm = argo_app(builds)["spec"]["sources"][0]["helm"]
+    helm.pop("releaseName")
+    one(argo_lines(argo_repo, builds), "ERROR", "sources[0]: helm.releaseName must be set (default is the "
+        "Application name 'airflow-dev'")
+    helm["releaseName"] = "a" * 41
+    one(argo_lines(argo_repo, builds), "ERROR", "values: The `.Release.name` must be <= 40 characters")
+    helm["releaseName"] = "Airflow_1"
+    one(argo_lines(argo_repo, builds), "ERROR", "helm.releaseName 'Airflow_1' is not a DNS-1123 label")
+
+
+def test_argo_chart_revision_must_be_exact(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    argo_app(builds)["spec"]["sources"][0]["targetRevision"] = "8.*"
+    one(argo_lines(argo_repo, builds), "ERROR", "sources[0]: chart airflow targetRevision must pin an exact "
+        "version (got '8.*')")
+
+
+def test_argo_source_and_sources(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    app = argo_app(builds)
+    app["spec"]["source"] = copy.deepcopy(app["spec"]["sources"][1])
+    one(argo_lines(argo_repo, builds), "ERROR", "spec.source and spec.sources are both set: Argo CD ignores "
+        "spec.source")
+
+
+def test_argo_ref_source_with_chart_and_bad_path(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    sources = argo_app(builds)["spec"]["sources"]
+    sources[0]["ref"] = "chart"
+    argo_app(builds, "infrastructure")["spec"]["source"]["path"] = "deploy/base"  # values.yaml only
+    lines = argo_lines(argo_repo, builds)
+    errs = [line for line in lines if line.startswith("ERROR")]
+    assert len(errs) == 2, lines
+    assert "sources[0]: a `ref` source cannot have `chart` ('airflow')" in errs[0]
+    assert "source: path 'deploy/base' has no kustomization.yaml" in errs[1]
+
+
+def test_argo_git_sources_follow_the_answers(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    edit(argo_repo, ".copier-answers.yml", lambda d: d[0].update(git_repo_url="git@github.com:example/other.git"))
+    lines = argo_lines(argo_repo, builds)
+    errs = [line for line in lines if line.startswith("ERROR")]
+    assert len(errs) == 2, lines  # infrastructure and airflow-dev
+    assert all(f"repoURL '{GIT_URL}' != git_repo_url 'git@github.com:example/other.git' in .copier-answers.yml"
+               in e for e in errs), errs
+    edit(argo_repo, ".copier-answers.yml", lambda d: d[0].update(git_repo_url=GIT_URL))
+    argo_app(builds)["spec"]["sources"][1]["targetRevision"] = "develop"
+    one(argo_lines(argo_repo, builds), "ERROR", "sources[1]: targetRevision 'develop' != git_revision 'main'")
+
+
+def test_argo_values_forbidden_config_key(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    edit(argo_repo, "deploy/base/values.yaml",
+         lambda d: d[0]["airflow"]["config"].update(AIRFLOW__CORE__EXECUTOR="LocalExecutor"))
+    one(argo_lines(argo_repo, builds), "ERROR", "Application/argocd/airflow-dev: values: Don't define "
+        "`airflow.config.AIRFLOW__CORE__EXECUTOR`")
+
+
+def test_argo_values_merge_order(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    """valueFiles in order, then helm.values, then helm.valuesObject; maps merge, lists replace."""
+    source = argo_app(builds)["spec"]["sources"][0]
+    helm = source["helm"]
+    edit(argo_repo, "deploy/overlays/dev/values.yaml", lambda d: d[0].update(airflow={"fernetKey": "x"}))
+    one(argo_lines(argo_repo, builds), "ERROR", "`airflow.fernetKey` must be \"\"")
+    helm["values"] = "airflow:\n  fernetKey: ''\n  executor: KubernetesExecutor\n"
+    one(argo_lines(argo_repo, builds), "ERROR", "If `airflow.executor=KubernetesExecutor`")
+    helm["valuesObject"] = {"airflow": {"executor": "CeleryExecutor"}}
+    assert argo_lines(argo_repo, builds) == []
+    helm["valuesObject"]["airflow"]["extraEnv"] = []
+    values, errs = V.argo_values(source, {"values"}, argo_repo)
+    assert errs == [] and values["airflow"]["fernetKey"] == "" and values["airflow"]["extraEnv"] == []
+    assert values["airflow"]["users"][0]["username"] == "admin" and values["airflow"]["executor"] == "CeleryExecutor"
+    helm["values"] = "- not a mapping"
+    one(argo_lines(argo_repo, builds), "ERROR", "sources[0]: helm.values must hold a YAML mapping")
+
+
+def test_argo_values_missing_sealed_secret_key(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    sealed_db = argo_obj(builds, "SealedSecret", "airflow-db", "deploy/overlays/dev")
+    sealed_db["spec"]["encryptedData"].pop("password")
+    one(argo_lines(argo_repo, builds), "ERROR", "values: externalDatabase.passwordSecret: Secret 'airflow-db' has "
+        "no key 'password'")
+
+
+def test_argo_values_refs_need_the_ref_build(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:
+    del builds["deploy/overlays/dev"]  # e.g. its build failed (reported there)
+    one(argo_lines(argo_repo, builds), "INFO", "Secret/PVC references not checked (deploy/overlays/dev not built)")
+
+
+def test_argo_hook_jobs(argo_repo: Path, builds: dict[str, list[dict[str, Any]]], chart_values: dict[str, Any]) -> None:
+    edit(argo_repo, "deploy/overlays/dev/values.yaml", lambda d: d[0].update(airflow={"connectionsUpdate": False}))
+    one(argo_lines(argo_repo, builds, chart_values), "ERROR", "`airflow.connectionsUpdate` must be true under Argo CD")
+    edit(argo_repo, "deploy/overlays/dev/values.yaml", lambda d: d[0].update(
+        airflow={"poolsUpdate": False, "dbMigrations": {"runAsJob": True}}))
+    lines = argo_lines(argo_repo, builds, chart_values)
+    warns = [line for line in lines if line.startswith("WARN")]
+    assert len(warns) == 2 and not [line for line in lines if line.startswith("ERROR")], lines
+    assert "`airflow.poolsUpdate=false` renders a Helm-hook Job" in warns[0]
+    assert "`airflow.dbMigrations.runAsJob=true`" in warns[1]
+
+
+def test_engine_purity(builds: dict[str, list[dict[str, Any]]]) -> None:
+    issues = V.check_engine_purity(builds, "flux")
+    assert len(issues) == 5 and all(b == "clusters/dev" and i.level == "ERROR" for b, i in issues), issues
+    assert issues[0][1].message.startswith("Argo CD object in a gitops_engine: flux repo")
+    assert V.check_engine_purity(builds, None) == []
+    assert "neither flux nor argocd" in V.check_engine_purity(builds, "argo")[0][1].message
+
+
+@needs_kubectl
+def test_flux_object_in_argo_repo(argo_repo: Path) -> None:
+    repo_obj = base_files()["deploy/base/helmrepository.yaml"]
+    write(argo_repo, {"infrastructure/helmrepository.yaml": repo_obj})
+    edit(argo_repo, "infrastructure/kustomization.yaml", lambda d: d[0]["resources"].append("helmrepository.yaml"))
+    only_error(run(argo_repo), "ERROR infrastructure: HelmRepository/airflow-stable: Flux object in a "
+               "gitops_engine: argocd repo")
+
+
+@needs_kubectl
+def test_argo_builds_are_root_only(argo_repo: Path) -> None:
+    """Argo CD runs kustomize with its default load restrictor: no files from outside the path."""
+    write(argo_repo, {"deploy/shared/extra.yaml": {"apiVersion": "v1", "kind": "ConfigMap",
+                                                   "metadata": {"name": "extra"}}})
+    edit(argo_repo, "deploy/overlays/dev/kustomization.yaml",
+         lambda d: d[0]["resources"].append("../../shared/extra.yaml"))
+    only_error(run(argo_repo), "ERROR deploy/overlays/dev: kustomize build failed:", "security;",
+               "LoadRestrictionsRootOnly")

@@ -4,9 +4,11 @@
 Builds every kustomization the cluster will apply (clusters/<env>, infrastructure,
 deploy/overlays/<env>, ...) with kubectl kustomize, then checks each build:
 strict JSON Schemas for Flux/SealedSecret/Argo kinds, kubernetes-validate for core
-kinds, cross references (valuesFrom, Secrets, PVC->PV, dependsOn) and the airflow
-chart's own rules on the merged Helm values, because Flux never shows Helm NOTES
-and the chart has no values.schema.json. One line per problem, exit 1 on errors.
+kinds, cross references (valuesFrom, Secrets, PVC->PV, dependsOn; Argo CD Applications
+against their AppProject, value files and .copier-answers.yml) and the airflow chart's
+own rules on the merged Helm values (HelmRelease or Application), because Flux and Argo
+never show Helm NOTES and the chart has no values.schema.json. One line per problem,
+exit 1 on errors.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import fnmatch
 import json
 import os
 import re
@@ -49,6 +52,10 @@ DEPRECATED_ENV = re.compile(
 # Spelled as a pattern: generated repos are scanned for the literal key names.
 STATIC_AWS_KEYS = re.compile(r"aws_(access_key_id|secret_access_key)", re.I)
 PLACEHOLDER_PREFIX = "UNSEALED"
+ANSWERS_FILE = ".copier-answers.yml"
+ENGINES = {"flux": "Flux", "argocd": "Argo CD"}  # gitops_engine answer -> display name
+VALUES_REF = re.compile(r"^\$([^/]+)/(.*)$")  # Argo CD multi-source `$<ref>/<path from repo root>`
+SCP_URL = re.compile(r"^([\w.-]+@[\w.-]+):(?!//)(.*)$")  # git@host:org/repo
 
 # airflow-helm chart 8.9.0 (validate-values.tpl / values.yaml) facts.
 ALLOWED_TOP_LEVEL = {"airflow", "dags", "externalDatabase", "externalRedis", "extraManifests",
@@ -755,6 +762,389 @@ def check_cluster_scoped(builds: dict[str, list[dict]]) -> list[tuple[str, Issue
     return issues
 
 
+# ---------------------------------------------------------------- Argo CD
+def load_answers(repo: Path) -> dict:
+    """The primary Copier answers (repo-wide: gitops_engine, git_repo_url, git_revision)."""
+    try:
+        data = yaml.load((repo / ANSWERS_FILE).read_text(), Loader=_Loader)
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _engine_of(obj: dict) -> str | None:
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    if group.endswith(".toolkit.fluxcd.io"):
+        return "flux"
+    return "argocd" if group == "argoproj.io" else None
+
+
+def check_engine_purity(builds: dict[str, list[dict]], engine: str | None) -> list[tuple[str, Issue]]:
+    """One engine per repo (REFERENCE §3.4): the other engine's objects would never reconcile."""
+    if engine is None:
+        return []
+    if engine not in ENGINES:
+        return [(ANSWERS_FILE, Issue("ERROR", "", f"gitops_engine {engine!r} is neither flux nor argocd"))]
+    return [(build, Issue("ERROR", ref(obj), f"{ENGINES[other]} object in a gitops_engine: {engine} repo "
+                          f"(nothing reconciles it without the {ENGINES[other]} controllers)"))
+            for build, objs in builds.items() for obj in objs if (other := _engine_of(obj)) not in (None, engine)]
+
+
+def _glob(pattern: str, value: str, sep: str = "") -> bool:
+    """Argo CD's glob: a lone `*` matches everything; with `sep`, `*` stops at it and `**` does not."""
+    if pattern == "*":
+        return True
+    if not sep:
+        return fnmatch.fnmatchcase(value, pattern)
+    parts = re.split(r"(\*\*|\*|\?)", pattern)
+    rx = "".join({"**": ".*", "*": f"[^{sep}]*", "?": f"[^{sep}]"}.get(p, re.escape(p)) for p in parts)
+    return re.fullmatch(rx, value) is not None
+
+
+def _permitted(value: str, patterns: list, sep: str = "") -> bool:
+    """Some pattern matches and no `!pattern` does."""
+    allowed = False
+    for pattern in (str(p) for p in patterns):
+        if pattern.startswith("!"):
+            if _glob(pattern[1:], value, sep):
+                return False
+        elif _glob(pattern, value, sep):
+            allowed = True
+    return allowed
+
+
+def _norm_url(url: str) -> str:
+    """Like Argo CD's NormalizeGitURL: lower case, scp-like to ssh://, no .git or trailing /."""
+    url = SCP_URL.sub(r"ssh://\1/\2", url.strip().lower())
+    return url.removesuffix("/").removesuffix(".git").removesuffix("/")
+
+
+def _destination_permitted(dest: dict, namespace: str, destinations: list) -> bool:
+    for item in (d for d in destinations if isinstance(d, dict)):
+        server = bool(dest.get("server")) and _glob(str(item.get("server") or ""), str(dest["server"]))
+        name = bool(dest.get("name")) and _glob(str(item.get("name") or ""), str(dest["name"]))
+        if (server or name) and _glob(str(item.get("namespace") or ""), namespace):
+            return True
+    return False
+
+
+def _kind_permitted(group: str, kind: str, spec: dict, cluster_scoped: bool) -> bool:
+    """AppProject resource lists: no clusterResourceWhitelist denies every cluster-scoped kind,
+    no namespaceResourceWhitelist allows every namespaced one; blacklists always win."""
+    def listed(entries: Any) -> bool:
+        return any(_glob(str(e.get("group", "")), group) and _glob(str(e.get("kind", "")), kind)
+                   for e in entries or [] if isinstance(e, dict))
+
+    scope = "cluster" if cluster_scoped else "namespace"
+    allow = spec.get(f"{scope}ResourceWhitelist")
+    allowed = listed(allow) if cluster_scoped or allow is not None else True
+    return allowed and not listed(spec.get(f"{scope}ResourceBlacklist"))
+
+
+def _dest_str(dest: dict, namespace: str) -> str:
+    target = f"server {dest['server']}" if dest.get("server") else f"cluster {dest.get('name')}"
+    return f"{target} namespace {namespace or '(none: cluster-scoped only)'!r}"
+
+
+def argo_sources(app: dict) -> list[tuple[str, dict]]:
+    """(label, source) as Argo CD reads them: spec.sources wins over spec.source."""
+    spec = app.get("spec") or {}
+    if spec.get("sources"):
+        return [(f"sources[{i}]", s if isinstance(s, dict) else {}) for i, s in enumerate(spec["sources"])]
+    return [("source", spec["source"])] if isinstance(spec.get("source"), dict) else []
+
+
+def _source_path(src: dict) -> str | None:
+    """The repo-relative directory a git source deploys (None: a chart or a pure `ref`)."""
+    if src.get("chart") or src.get("path") is None:
+        return None
+    return Path(str(src["path"]).strip("/") or ".").as_posix()
+
+
+def check_app_project(proj: dict) -> list[Issue]:
+    """There is no AppProject schema: its load-bearing fields are checked here."""
+    spec = proj.get("spec") or {}
+    issues = [Issue("ERROR", ref(proj), f"spec.{key} must be a non-empty list (Argo CD denies everything "
+                    "without it)") for key in ("sourceRepos", "destinations")
+              if not isinstance(spec.get(key), list) or not spec[key]]
+    for i, dest in enumerate(spec.get("destinations") or []):
+        if not isinstance(dest, dict) or not (dest.get("server") or dest.get("name")):
+            issues.append(Issue("ERROR", ref(proj), f"spec.destinations[{i}] needs server or name"))
+    return issues
+
+
+def check_argo_applications(builds: dict[str, list[dict]], repo: Path,
+                            chart_defaults: dict | None = None) -> list[tuple[str, Issue]]:
+    """AppProjects and Applications of every build, against the repo files and answers."""
+    answers = load_answers(repo)
+    issues: list[tuple[str, Issue]] = []
+    for build, objs in builds.items():
+        found: list[Issue] = []
+        for obj in (o for o in objs if _engine_of(o) == "argocd"):
+            if obj.get("kind") == "AppProject":
+                found += check_app_project(obj)
+            elif obj.get("kind") == "Application":
+                sources = argo_sources(obj)
+                found += _argo_source_rules(obj, sources, repo)
+                found += _argo_answer_rules(obj, sources, answers)
+                found += _argo_project_rules(obj, sources, objs, builds)
+                found += _argo_airflow_values(obj, sources, repo, builds, chart_defaults)
+        issues += [(build, issue) for issue in found]
+    return issues
+
+
+def _argo_source_rules(app: dict, sources: list[tuple[str, dict]], repo: Path) -> list[Issue]:
+    spec = app.get("spec") or {}
+    issues: list[Issue] = []
+
+    def err(msg: str, level: str = "ERROR") -> None:
+        issues.append(Issue(level, ref(app), msg))
+
+    if spec.get("sources") and spec.get("source"):
+        err("spec.source and spec.sources are both set: Argo CD ignores spec.source")
+    if not sources:
+        err("neither spec.source nor spec.sources is set")
+    refs = {str(s["ref"]) for _, s in sources if s.get("ref")}
+    for label, src in sources:
+        chart = src.get("chart")
+        if chart:
+            if src.get("ref"):
+                err(f"{label}: a `ref` source cannot have `chart` ({chart!r})")
+            revision = str(src.get("targetRevision") or "")
+            if not EXACT_VERSION.match(revision):
+                err(f"{label}: chart {chart} targetRevision must pin an exact version "
+                    f"(got {revision or 'unset = latest'!r})")
+            issues.extend(_argo_release_rules(app, label, src))
+        path = _source_path(src)
+        if path is not None:
+            target = repo / path
+            if not target.is_dir():
+                err(f"{label}: path {src['path']!r} does not exist in the repo")
+            elif kustomization_file(target) is None and not (target / "Chart.yaml").is_file():
+                err(f"{label}: path {src['path']!r} has no kustomization.yaml (Argo CD would apply its "
+                    "YAML files as a plain directory)")
+        for i, entry in enumerate(dig(src, "helm.valueFiles") or []):
+            level, msg = _value_file_problem(str(entry), src, refs, repo)
+            if msg:
+                err(f"{label}: helm.valueFiles[{i}] {entry!r}: {msg}", level)
+    return issues
+
+
+def _argo_release_rules(app: dict, label: str, src: dict) -> list[Issue]:
+    release = dig(src, "helm.releaseName")
+    chart = src.get("chart")
+    issues = []
+    if not release and chart == "airflow":
+        issues.append(Issue("ERROR", ref(app), f"{label}: helm.releaseName must be set (default is the Application "
+                            f"name {dig(app, 'metadata.name')!r}, which counts against the chart's 40-character "
+                            "limit)"))
+    release = str(release or dig(app, "metadata.name", ""))
+    if not DNS1123_LABEL.match(release):
+        issues.append(Issue("ERROR", ref(app), f"{label}: helm.releaseName {release!r} is not a DNS-1123 label"))
+    elif chart != "airflow" and len(release) > 53:  # airflow: 40, checked with the values
+        issues.append(Issue("ERROR", ref(app), f"{label}: helm.releaseName {release!r} is longer than 53 characters"))
+    return issues
+
+
+def _value_file_problem(entry: str, src: dict, refs: set[str], repo: Path) -> tuple[str, str | None]:
+    """(level, problem) of one helm.valueFiles entry; problem None when it resolves."""
+    match = VALUES_REF.match(entry)
+    if match:
+        name, rel = match.groups()
+        if name not in refs:
+            return "ERROR", f"no source has `ref: {name}`"
+        target = (repo / rel).resolve()
+        if not target.is_relative_to(repo.resolve()):
+            return "ERROR", "escapes the repository"
+        if not target.is_file():
+            level = "WARN" if dig(src, "helm.ignoreMissingValueFiles") else "ERROR"
+            return level, f"{rel!r} does not exist in the repo (`${name}/` paths start at the repo root)"
+        return "", None
+    if "$" in entry:
+        return "ERROR", "`$<ref>/` is only expanded at the start of the path"
+    if src.get("chart"):
+        return "WARN", "a relative value file resolves inside the chart (use `$values/<path from the repo root>`)"
+    path = _source_path(src)
+    if path is not None and (repo / path).is_dir() and not (repo / path / entry).is_file():
+        return "ERROR", f"not found in {path}"
+    return "", None
+
+
+def _argo_answer_rules(app: dict, sources: list[tuple[str, dict]], answers: dict) -> list[Issue]:
+    """Every git source deploys this repository at the revision the answers name."""
+    issues = []
+    for label, src in sources:
+        if src.get("chart"):
+            continue
+        for key, answer in (("repoURL", "git_repo_url"), ("targetRevision", "git_revision")):
+            want, have = answers.get(answer), src.get(key)
+            if want and str(have or "") != str(want):
+                issues.append(Issue("ERROR", ref(app), f"{label}: {key} {have or 'unset = HEAD'!r} != {answer} "
+                                    f"{want!r} in {ANSWERS_FILE}"))
+    return issues
+
+
+def _argo_project_rules(app: dict, sources: list[tuple[str, dict]], objs: list[dict],
+                        builds: dict[str, list[dict]]) -> list[Issue]:
+    spec = app.get("spec") or {}
+    name = spec.get("project")
+    if not name:
+        return []  # required by the Application schema
+    project = find(objs, "AppProject", str(name), ns_of(app))
+    if project is None and name == "default":
+        return [Issue("WARN", ref(app), "spec.project 'default' allows every source, destination and "
+                      "cluster-scoped kind: use a dedicated AppProject")]
+    if project is None:
+        return [Issue("ERROR", ref(app), f"spec.project {name!r}: no AppProject {name} in namespace "
+                      f"{ns_of(app)} in this build")]
+    pspec = project.get("spec") or {}
+    issues: list[Issue] = []
+
+    def err(msg: str, level: str = "ERROR") -> None:
+        issues.append(Issue(level, ref(app), msg))
+
+    repos = [str(p) for p in pspec.get("sourceRepos") or []]
+    normalized = [("!" if p.startswith("!") else "") + _norm_url(p.removeprefix("!")) for p in repos]
+    for label, src in sources:
+        if not _permitted(_norm_url(str(src.get("repoURL", ""))), normalized, "/"):
+            err(f"{label}: repoURL {src.get('repoURL')!r} is not in AppProject {name} sourceRepos "
+                f"({', '.join(repos) or 'none'})")
+    dest = spec.get("destination") or {}
+    namespace = str(dest.get("namespace") or "")
+    dests = pspec.get("destinations") or []
+    if not _destination_permitted(dest, namespace, dests):
+        err(f"destination {_dest_str(dest, namespace)} is not allowed by AppProject {name} destinations")
+    whitelist = pspec.get("clusterResourceWhitelist") or []
+    if any(s.get("chart") == "airflow" for _, s in sources) and any(
+            isinstance(e, dict) and e.get("kind") == "*" for e in whitelist):
+        err(f"AppProject {name} clusterResourceWhitelist allows every cluster-scoped kind (`*`) for the airflow "
+            "chart: list only what it deploys (Namespace, PersistentVolume)", "WARN")
+    for path, deployed in _deployed(sources, builds):
+        issues += _deployed_rules(app, path, deployed or [], pspec, namespace)
+    return issues
+
+
+def _deployed(sources: list[tuple[str, dict]], builds: dict[str, list[dict]]) -> list[tuple[str, list[dict] | None]]:
+    """(path, build objects or None if not built) of every git source with a path."""
+    paths = [p for _, s in sources if (p := _source_path(s)) is not None]
+    return [(p, builds.get(p)) for p in paths]
+
+
+def _deployed_rules(app: dict, path: str, objs: list[dict], pspec: dict, namespace: str) -> list[Issue]:
+    """What a path source applies must fit the project: namespaces (one line each, the destination's
+    own is reported above) and kinds (one line each)."""
+    project = dig(app, "spec.project")
+    dest = dig(app, "spec.destination") or {}
+    kinds: set[tuple[str, str, bool]] = set()
+    namespaces: set[str] = set()
+    for obj in objs:
+        cluster_scoped = obj.get("kind") in CLUSTER_SCOPED
+        kinds.add((str(obj.get("apiVersion", "")).rpartition("/")[0], str(obj.get("kind")), cluster_scoped))
+        if not cluster_scoped:
+            namespaces.add(str(ns_of(obj) or namespace))
+    issues = []
+    for group, kind, cluster_scoped in sorted(kinds):
+        if not _kind_permitted(group, kind, pspec, cluster_scoped):
+            scope = "clusterResource" if cluster_scoped else "namespaceResource"
+            issues.append(Issue("ERROR", ref(app), f"{path} deploys {kind} ({group or 'core'}), not permitted by "
+                                f"AppProject {project} {scope}Whitelist/Blacklist"))
+    for ns in sorted(namespaces - {namespace}):
+        if not ns:
+            issues.append(Issue("ERROR", ref(app), f"{path} deploys namespaced objects without a namespace and "
+                                "the destination has none"))
+        elif not _destination_permitted(dest, ns, pspec.get("destinations") or []):
+            issues.append(Issue("ERROR", ref(app), f"{path} deploys into namespace {ns!r}, not allowed by "
+                                f"AppProject {project} destinations"))
+    return issues
+
+
+def argo_values(src: dict, refs: set[str], repo: Path) -> tuple[dict | None, list[str]]:
+    """Helm values of a chart source as Argo CD merges them: valueFiles in order, then
+    helm.values (a YAML string), then helm.valuesObject. (None, []) when a file cannot be
+    read (the source rules report why); parse problems are returned."""
+    helm = src.get("helm") or {}
+    values: dict = {}
+    errors: list[str] = []
+    layers: list[tuple[str, Any]] = []
+    for i, entry in enumerate(helm.get("valueFiles") or []):
+        match = VALUES_REF.match(str(entry))
+        target = (repo / match.group(2)) if match and match.group(1) in refs else None
+        if target is None or not target.resolve().is_relative_to(repo.resolve()):
+            return None, []
+        if not target.is_file():
+            if helm.get("ignoreMissingValueFiles"):
+                continue
+            return None, []
+        try:
+            layers.append((f"helm.valueFiles[{i}] {entry!r}", yaml.load(target.read_text(), Loader=_Loader)))
+        except (OSError, yaml.YAMLError) as exc:
+            errors.append(f"helm.valueFiles[{i}] {entry!r} is not valid YAML: {str(exc).splitlines()[0]}")
+    if helm.get("values"):
+        try:
+            layers.append(("helm.values", yaml.load(str(helm["values"]), Loader=_Loader)))
+        except yaml.YAMLError as exc:
+            errors.append(f"helm.values is not valid YAML: {str(exc).splitlines()[0]}")
+    layers.append(("helm.valuesObject", helm.get("valuesObject")))
+    for where, layer in layers:
+        if isinstance(layer, dict):
+            values = deep_merge(values, layer)
+        elif layer is not None:
+            errors.append(f"{where} must hold a YAML mapping")
+    return values, errors
+
+
+def argo_chart_rules(values: dict, defaults: dict | None = None) -> list[tuple[str, str]]:
+    """(level, message): the chart's hook Jobs under Argo CD (REFERENCE §1.6/§3.2)."""
+    v = effective_values(values, defaults)
+    found = []
+    if dig(v, "airflow.connectionsUpdate") is False:
+        found.append(("ERROR", "`airflow.connectionsUpdate` must be true under Argo CD (chart docs): false "
+                      "renders the sync-connections Helm-hook Job"))
+    hooks = sorted(k for k, val in (dig(v, "airflow") or {}).items()
+                   if k.endswith("Update") and k != "connectionsUpdate" and val is False)
+    found += [("WARN", f"`airflow.{k}=false` renders a Helm-hook Job: Argo CD runs hooks as sync phases and "
+               "never bumps .Release.Revision (keep the default true)") for k in hooks]
+    if dig(v, "airflow.dbMigrations.runAsJob"):
+        found.append(("WARN", "`airflow.dbMigrations.runAsJob=true` renders the migrations as a Helm-hook Job "
+                      "(immutability errors under Argo CD; keep the Deployment)"))
+    return found
+
+
+def _argo_airflow_values(app: dict, sources: list[tuple[str, dict]], repo: Path,
+                         builds: dict[str, list[dict]], chart_defaults: dict | None) -> list[Issue]:
+    issues: list[Issue] = []
+
+    def err(msg: str, level: str = "ERROR") -> None:
+        issues.append(Issue(level, ref(app), msg))
+
+    refs = {str(s["ref"]) for _, s in sources if s.get("ref")}
+    namespace = dig(app, "spec.destination.namespace")
+    for label, src in (x for x in sources if x[1].get("chart") == "airflow"):
+        values, errors = argo_values(src, refs, repo)
+        for msg in errors:
+            err(f"{label}: {msg}")
+        if values is None or errors:
+            continue  # partial values would only add noise to the real problem
+        release = str(dig(src, "helm.releaseName") or dig(app, "metadata.name", ""))
+        for msg in check_airflow_values(values, release, chart_defaults):
+            err(f"values: {msg}")
+        for level, msg in argo_chart_rules(values, chart_defaults):
+            err(f"values: {msg}", level)
+        if chart_defaults is not None:
+            for path in unknown_key_paths(values, chart_defaults):
+                if "." in path:  # top-level ones are reported by check_airflow_values
+                    err(f"values: unknown key path `{path}` (not in the chart's values.yaml; Helm ignores it)")
+        deployed = _deployed(sources, builds)
+        unbuilt = [p for p, objs in deployed if objs is None]
+        if not deployed or unbuilt:
+            why = f"{', '.join(unbuilt)} not built" if unbuilt else "no git source with a path deploys them"
+            err(f"values: Secret/PVC references not checked ({why})", "INFO")
+            continue
+        for msg in check_value_refs(values, namespace, [o for _, objs in deployed for o in objs or []]):
+            err(f"values: {msg}")
+    return issues
+
+
 # ---------------------------------------------------------------- builds
 def kustomization_file(directory: Path) -> Path | None:
     for name in KUSTOMIZATION_FILES:
@@ -812,18 +1202,24 @@ class BuildError(Exception):
     pass
 
 
-def kustomize_build(kubectl: str, target: Path) -> list[dict]:
+def kustomize_build(kubectl: str, target: Path, root_only: bool = False) -> list[dict]:
+    """kustomize-controller builds without load restrictions; Argo CD and `kubectl apply -k`
+    keep kustomize's default (root_only: no files outside the kustomization's directory)."""
     with tempfile.TemporaryDirectory(prefix="validate-") as tmp:
         build_dir = target
+        restrictor = "LoadRestrictionsRootOnly" if root_only else "LoadRestrictionsNone"
         if kustomization_file(target) is None:
             # Written to a temp dir, never into the repo; its relative paths point back
             # at the originals, so nested kustomizations resolve their own references.
             build_dir = Path(tmp)
             (build_dir / "kustomization.yaml").write_text(generated_kustomization(target, build_dir))
-        proc = subprocess.run([kubectl, "kustomize", "--load-restrictor=LoadRestrictionsNone", str(build_dir)],
+            restrictor = "LoadRestrictionsNone"
+        proc = subprocess.run([kubectl, "kustomize", f"--load-restrictor={restrictor}", str(build_dir)],
                               capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
-        raise BuildError(" ".join(proc.stderr.split()) or f"kubectl exited {proc.returncode}")
+        hint = " (Argo CD builds with kustomize's default LoadRestrictionsRootOnly)" \
+            if root_only and "security;" in proc.stderr else ""
+        raise BuildError((" ".join(proc.stderr.split()) or f"kubectl exited {proc.returncode}") + hint)
     return [d for d in yaml.load_all(proc.stdout, Loader=_Loader) if isinstance(d, dict)]
 
 
@@ -852,16 +1248,18 @@ def validate_repo(repo: Path, strict: bool = False) -> Report:
     store = SchemaStore(repo, os.environ.get("AIRFLOW_GITOPS_SCHEMA_DIR") or None)
     k8s_version = os.environ.get("KUBERNETES_VERSION", "1.34.0")
     chart_defaults = _chart_defaults(report)
+    engine = load_answers(repo).get("gitops_engine")
     targets, generated = discover_builds(repo)
     if not targets:
         report.add("validate", Issue("ERROR", "", f"no kustomization or clusters/<env> dir found under {repo}"))
     built: dict[str, list[dict]] = {}
+    every: dict[str, list[dict]] = {}  # including clusters/<env>
     unchecked: set[str] = set()
     for target in targets:
         name = str(target.relative_to(repo)) or "."
         report.builds += 1
         try:
-            objs = kustomize_build(kubectl, target)
+            objs = kustomize_build(kubectl, target, root_only=engine == "argocd")
         except (BuildError, OSError, subprocess.SubprocessError) as exc:
             report.add(name, Issue("ERROR", "", f"kustomize build failed: {exc}"))
             continue
@@ -876,13 +1274,17 @@ def validate_repo(repo: Path, strict: bool = False) -> Report:
             issues += check_namespace(objs)
         for issue in issues:
             report.add(name, issue)
+        every[name] = objs
         if target not in generated:  # clusters/<env> are separate clusters by design
             built[name] = objs
-    for name, issue in check_cluster_scoped(built):
+    for name, issue in check_cluster_scoped(built) + check_engine_purity(every, engine):
+        report.add(name, issue)
+    for name, issue in check_argo_applications(every, repo, chart_defaults):
         report.add(name, issue)
     if (repo / "Jenkinsfile").is_file():
         overlays = {Path(n).name: objs for n, objs in built.items() if Path(n).parent.name == "overlays"}
-        for issue in check_jenkinsfile((repo / "Jenkinsfile").read_text(), overlays):
+        images = deployed_images(every, repo)
+        for issue in check_jenkinsfile((repo / "Jenkinsfile").read_text(), overlays, images):
             report.add("Jenkinsfile", issue)
     if unchecked:
         report.add("schemas", Issue("WARN", "", "not schema-checked (no schema; set AIRFLOW_GITOPS_SCHEMA_DIR "
@@ -894,8 +1296,11 @@ JENKINS_ENV = re.compile(r"^\s*'([^']+)'\s*:\s*\[namespace:\s*'([^']*)',\s*claim
 JENKINS_IMAGE = re.compile(r"AIRFLOW_IMAGE\s*=\s*'([^']*)'")
 
 
-def check_jenkinsfile(text: str, overlays: dict[str, list[dict]]) -> list[Issue]:
-    """The DAG publisher must target each environment's namespace, DAG claim and Airflow image."""
+def check_jenkinsfile(text: str, overlays: dict[str, list[dict]], images: dict[str, str]) -> list[Issue]:
+    """The DAG publisher must target each environment's namespace, DAG claim and Airflow image.
+
+    ``images`` maps an environment to the image its Airflow release deploys (from the merged values).
+    """
     entries = {env: (ns, claim) for env, ns, claim in JENKINS_ENV.findall(text)}
     image = JENKINS_IMAGE.search(text)
     issues = [Issue("ERROR", "Jenkinsfile", f"environment {env!r} has no deploy/overlays/{env}")
@@ -912,14 +1317,30 @@ def check_jenkinsfile(text: str, overlays: dict[str, list[dict]]) -> list[Issue]
                                 f"{', '.join(sorted(built_ns))}"))
         if not find(objs, "PersistentVolumeClaim", claim, namespace):
             issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: claim {claim!r} is not a PVC of the overlay"))
-        for hr in (o for o in objs if o.get("kind") == "HelmRelease" and dig(o, "spec.chart.spec.chart") == "airflow"):
-            values = helm_values(hr, objs)[0]
-            wanted = f"{dig(values, 'airflow.image.repository', 'apache/airflow')}:" \
-                     f"{dig(values, 'airflow.image.tag', '2.8.4-python3.9')}"
-            if image and image.group(1) != wanted:
-                issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: AIRFLOW_IMAGE {image.group(1)!r} != the "
-                                    f"deployed image {wanted!r} (the DAG check must use the same Python)"))
+        wanted = images.get(env)
+        if image and wanted and image.group(1) != wanted:
+            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: AIRFLOW_IMAGE {image.group(1)!r} != the "
+                                f"deployed image {wanted!r} (the DAG check must use the same Python)"))
     return issues
+
+
+def deployed_images(every: dict[str, list[dict]], repo: Path) -> dict[str, str]:
+    """Environment -> Airflow image, from a HelmRelease (Flux) or an Application (Argo CD)."""
+    images: dict[str, str] = {}
+    for name, objs in every.items():
+        for obj in objs:
+            values = None
+            if obj.get("kind") == "HelmRelease" and dig(obj, "spec.chart.spec.chart") == "airflow":
+                values = helm_values(obj, objs)[0]
+            elif obj.get("kind") == "Application":
+                for _, src in argo_sources(obj):
+                    if src.get("chart") == "airflow":
+                        refs = {s.get("ref") for _, s in argo_sources(obj) if s.get("ref")}
+                        values = argo_values(src, refs, repo)[0]
+            if values is not None:
+                images[env_of(name)] = (f"{dig(values, 'airflow.image.repository', 'apache/airflow')}:"
+                                        f"{dig(values, 'airflow.image.tag', '2.8.4-python3.9')}")
+    return images
 
 
 def _chart_defaults(report: Report) -> dict | None:
