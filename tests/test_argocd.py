@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import GIT_ENV, commit_all, kustomize_build, run_validate, validate_env
+from conftest import GIT_ENV, commit_all, kustomize_build, run_validate, shared_path, validate_env
 
 GIT_REPO = "https://github.com/example/airflow-gitops.git"
 ARGO = {"gitops_engine": "argocd", "git_repo_url": GIT_REPO, "git_revision": "main"}
@@ -39,6 +39,11 @@ def argo_repo(request, tmp_path_factory, copy_project, demo_answers) -> Path:
 def test_argo_repo_validates(argo_repo: Path) -> None:
     result = run_validate(argo_repo)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_applications_are_schema_checked(argo_repo: Path) -> None:
+    shared_path("schemas", "application-argoproj.io-v1alpha1.json")
+    result = run_validate(argo_repo)
     assert "Application (argoproj.io/v1alpha1)" not in result.stdout, "Applications must be schema-checked"
 
 
