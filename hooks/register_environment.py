@@ -14,12 +14,10 @@ import re
 import sys
 from pathlib import Path
 
+from validation import groovy_str  # sibling module: a script's own directory is on sys.path
+
 BLOCK = re.compile(r"(@Field final Map ENVIRONMENTS = \[\n)(.*?)(^\]\n)", re.S | re.M)
 CLAIM = "airflow-dags"  # the PVC name in deploy/base/pvc.yaml
-
-
-def groovy_str(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def entry(env: str, namespace: str, production_like: bool) -> str:

@@ -133,3 +133,10 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def repo_wide_questions() -> set[str]:
+    """Questions asked once, on the primary answers file (copier.yml marks them with `ask`)."""
+    config = yaml.safe_load((ROOT / "copier.yml").read_text())
+    return {name for name, spec in config.items()
+            if isinstance(spec, dict) and spec.get("ask") == "{{ repo_role == 'primary' }}"}

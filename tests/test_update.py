@@ -16,13 +16,12 @@ from pathlib import Path
 import git
 import pytest
 import yaml
-from conftest import GIT_ENV, commit_all, validate_env
+from conftest import GIT_ENV, commit_all, load_module, repo_wide_questions, validate_env
 
 COPIER = str(Path(sys.executable).with_name("copier"))
 STAGING = {"environment": "staging", "namespace": "airflow-staging", "s3_log_prefix": "airflow/staging",
            "irsa_role_arn": "arn:aws:iam::123456789012:role/airflow-staging"}
-REPO_WIDE = {"project_name", "gitops_engine", "chart_version", "airflow_image_repository", "airflow_image_tag",
-             "executor", "extra_pip_packages"}
+REPO_WIDE = repo_wide_questions()
 HELMRELEASE = "template/deploy/base/{% if gitops_engine == 'flux' %}helmrelease.yaml{% endif %}.jinja"
 MIGRATION = """\
   - version: v0.2.0
@@ -191,3 +190,9 @@ def test_copy_refuses_an_existing_environment(project: Path, template: Path, dem
         copier.run_copy(str(template), project, data=staging_answers(demo_answers), defaults=True, unsafe=True,
                         quiet=True, answers_file=".copier-answers.staging2.yml")
     assert git.Repo(project).git.status("--porcelain") == before
+
+
+def test_make_update_knows_every_repo_wide_answer() -> None:
+    """scripts/update.py keeps these in step across answers files: it must list all of them."""
+    update = load_module("template/scripts/update.py", "generated_update")
+    assert set(update.REPO_WIDE) == REPO_WIDE
