@@ -216,3 +216,43 @@ def test_a_name_prefix_that_would_break_sealing_fails_validation(tmp_path, copy_
     result = run_validate(repo)
     assert result.returncode != 0
     assert "SealedSecret/airflow-dev/team-airflow-db: built name 'team-airflow-db'" in result.stdout
+
+
+def read_until(fd: int, marker: bytes | None, timeout: float = 30) -> bytes:
+    """Read a pty until `marker` appears (or EOF when None); fail instead of hanging."""
+    import select
+    import time
+
+    output, deadline = b"", time.monotonic() + timeout
+    while marker is None or marker not in output:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"no {marker!r} within {timeout}s: {output!r}"
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # EIO: the child closed the terminal
+            chunk = b""
+        if not chunk:
+            assert marker is None, f"EOF before {marker!r}: {output!r}"
+            return output
+        output += chunk
+    return output
+
+
+def test_make_seal_prompts_hidden_when_no_variable(tmp_path, copy_project, demo_answers, cert, controller_key) -> None:
+    """On a terminal, a missing value is asked with a hidden prompt (never echoed, never an argument)."""
+    import pty
+
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_")}
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the real CLI on a pseudo-terminal
+        os.chdir(repo)
+        os.execve(sys.executable, [sys.executable, "scripts/seal.py", "seal", "--env", "dev", "--secret",
+                                   "airflow-db", "--cert", str(cert)], env)
+    output = read_until(fd, b"RDS password")
+    os.write(fd, b"typed-Pa55word\n")
+    output += read_until(fd, None)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert b"typed-Pa55word" not in output, "the prompt must not echo the value"
+    assert unseal_object(controller_key, built_sealed_secrets(repo)["airflow-db"]) == {"password": "typed-Pa55word"}

@@ -23,6 +23,7 @@ STAGING = {"environment": "staging", "namespace": "airflow-staging", "s3_log_pre
            "irsa_role_arn": "arn:aws:iam::123456789012:role/airflow-staging"}
 REPO_WIDE = repo_wide_questions()
 HELMRELEASE = "template/deploy/base/{% if gitops_engine == 'flux' %}helmrelease.yaml{% endif %}.jinja"
+SEALED = "AgBy3i4OJSWK+PiTySYZZA1rO43cGDEq" * 8  # stands for real ciphertext: it must survive updates
 MIGRATION = """\
   - version: v0.2.0
     when: "{{ _stage == 'before' }}"
@@ -96,6 +97,8 @@ def user_edits(repo: Path) -> None:
     edit(repo / "deploy/overlays/dev/kustomization.yaml", "  - ../../base\n", "  - ../../base\n  - team-config.yaml\n")
     (repo / "dags/example_s3_logging.py").unlink()
     edit(repo / "deploy/base/helmrelease.yaml", "  timeout: 15m\n", "  timeout: 25m\n")
+    edit(repo / "deploy/overlays/dev/secrets/airflow-db.yaml", '"UNSEALED: run make seal ENV=dev SECRET=airflow-db"',
+         SEALED)
     commit_all(repo, "user edits")
 
 
@@ -128,6 +131,7 @@ def test_update_keeps_edits_and_brings_fixes(template: Path, project: Path) -> N
     assert not (project / "dags/example_s3_logging.py").exists(), "a deleted file stays deleted"
     release_text = (project / "deploy/base/helmrelease.yaml").read_text()
     assert "  timeout: 25m\n" in release_text
+    assert f"password: {SEALED}" in (project / "deploy/overlays/dev/secrets/airflow-db.yaml").read_text()
     # the fixes are in, in shared and in per-environment files
     assert "      interval: 12h\n" in release_text
     assert 'AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL: "60"' in (project / "deploy/base/values.yaml").read_text()
