@@ -82,8 +82,9 @@ def project(tmp_path: Path, template: Path, demo_answers) -> Path:
     import copier
 
     repo = tmp_path / "project"
-    copier.run_copy(str(template), repo, data=demo_answers, defaults=True, unsafe=True, quiet=True,
-                    vcs_ref="v0.1.0")
+    # A non-default project name: an answer silently falling back to its default would show.
+    copier.run_copy(str(template), repo, data={**demo_answers, "project_name": "pipelines"}, defaults=True,
+                    unsafe=True, quiet=True, vcs_ref="v0.1.0")
     copier.run_copy(str(template), repo, data=staging_answers(demo_answers), defaults=True, unsafe=True, quiet=True,
                     vcs_ref="v0.1.0", answers_file=".copier-answers.staging.yml")
     commit_all(repo, "generated at v0.1.0")
@@ -143,6 +144,8 @@ def test_update_keeps_edits_and_brings_fixes(template: Path, project: Path) -> N
         assert answers["_commit"] == "v0.2.0"
         assert "web_hostname" not in answers and answers["ingress_host"]
         assert (project / name).read_text().startswith("# Changes here will be overwritten by Copier")
+        assert answers["project_name"] == "pipelines", "repo-wide answers survive updates in every file"
+    assert "releaseName: pipelines" in release_text
     assert result.stdout.count("answer web_hostname -> ingress_host") == 2
     assert "validate:" in result.stdout and " 0 errors" in result.stdout  # make update ends with make validate
     # the update is left staged for review; once committed the worktree is clean
