@@ -140,3 +140,25 @@ def repo_wide_questions() -> set[str]:
     config = yaml.safe_load((ROOT / "copier.yml").read_text())
     return {name for name, spec in config.items()
             if isinstance(spec, dict) and spec.get("ask") == "{{ repo_role == 'primary' }}"}
+
+
+COPIER = str(Path(sys.executable).with_name("copier"))
+
+
+def staging_answers(demo_answers: dict[str, Any]) -> dict[str, Any]:
+    """A second environment, given only per-environment answers (the primary's repo-wide ones apply)."""
+    per_env = {k: v for k, v in demo_answers.items() if k not in repo_wide_questions()}
+    return {**per_env, "environment": "staging", "namespace": "airflow-staging", "s3_log_prefix": "airflow/staging",
+            "irsa_role_arn": "arn:aws:iam::123456789012:role/airflow-staging",
+            "web_hostname": "airflow-staging.example.com"}
+
+
+def make_update(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The generated repo's `make update`, with this environment's copier."""
+    env = dict(validate_env(), COPIER=COPIER, **GIT_ENV)
+    return subprocess.run(["make", "-C", str(repo), "update", f"TOOLS_PYTHON={sys.executable}", *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def assert_nothing_written(dst: Path) -> None:
+    assert not dst.exists() or not any(dst.iterdir()), f"a rejected copy left files in {dst}"

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import GIT_ENV, commit_all, kustomize_build, run_validate, shared_path, validate_env
+from conftest import (
+    COPIER,
+    GIT_ENV,
+    commit_all,
+    kustomize_build,
+    make_update,
+    run_validate,
+    shared_path,
+    staging_answers,
+)
 
 GIT_REPO = "https://github.com/example/airflow-gitops.git"
 ARGO = {"gitops_engine": "argocd", "git_repo_url": GIT_REPO, "git_revision": "main"}
 FLUX_GROUPS = ("helm.toolkit.fluxcd.io", "source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io")
-COPIER = str(Path(sys.executable).with_name("copier"))
 
 
 def all_objects(repo: Path) -> list[dict]:
@@ -99,18 +106,14 @@ def test_values_are_shared_with_the_flux_flavor(argo_repo: Path, tmp_path, copy_
 
 def test_switch_from_flux_to_argo_with_copier_update(tmp_path, copy_project, demo_answers) -> None:
     repo = copy_project(tmp_path / "repo", demo_answers)
-    staging = {k: v for k, v in demo_answers.items() if k not in ("project_name", "executor")}
-    staging.update(environment="staging", namespace="airflow-staging", s3_log_prefix="airflow/staging",
-                   irsa_role_arn="arn:aws:iam::123456789012:role/airflow-staging")
-    copy_project(repo, staging, answers_file=".copier-answers.staging.yml")
+    copy_project(repo, staging_answers(demo_answers), answers_file=".copier-answers.staging.yml")
     commit_all(repo, "flux, two environments")
     env = dict(os.environ, **GIT_ENV)
     subprocess.run([COPIER, "update", "--trust", "--defaults", "--vcs-ref", ":current:",
                     "-d", "gitops_engine=argocd", "-d", f"git_repo_url={GIT_REPO}"],
                    cwd=repo, check=True, capture_output=True, env=env)
     commit_all(repo, "switch primary to Argo CD")
-    result = subprocess.run(["make", "-C", str(repo), "update", "VERSION=v0.1.0", f"TOOLS_PYTHON={sys.executable}"],
-                            capture_output=True, text=True, env=dict(validate_env(), COPIER=COPIER, **GIT_ENV))
+    result = make_update(repo, "VERSION=v0.1.0")
     assert result.returncode == 0, result.stdout + result.stderr
     flux = [f"{o['kind']}/{o['metadata']['name']}" for o in all_objects(repo) if api_group(o) in FLUX_GROUPS]
     assert flux == [], "no Flux objects left behind"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import assert_nothing_written
 
 BAD_ANSWERS = [
     ("project_name", "Airflow", "DNS-1123"),
@@ -69,7 +70,7 @@ def test_bad_answer_rejected(tmp_path: Path, copy_project, demo_answers, field, 
     message = str(excinfo.value)
     assert f"'{field}'" in message, message  # copier: "Validation error for question '<field>': ..."
     assert rule in message, message
-    assert not dst.exists() or not any(dst.iterdir()), "a rejected answer must leave nothing behind"
+    assert_nothing_written(dst)
 
 
 @pytest.mark.parametrize("field", ["aws_region", "aws_account_id", "eks_cluster_name", "efs_file_system_id",
@@ -79,4 +80,4 @@ def test_infrastructure_ids_have_no_silent_default(tmp_path: Path, copy_project,
     dst = tmp_path / "dst"
     with pytest.raises(ValueError, match=field):
         copy_project(dst, answers)
-    assert not dst.exists() or not any(dst.iterdir())
+    assert_nothing_written(dst)

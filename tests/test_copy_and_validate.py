@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import kustomize_build, run_validate
+from conftest import kustomize_build, run_validate, staging_answers
 
 ANSWER_MATRIX = {
     "celery-ap-ingress": {},
@@ -116,12 +116,7 @@ def test_volume_handle_without_access_point(tmp_path: Path, copy_project, demo_a
 def test_two_environments_share_a_cluster(tmp_path: Path, copy_project, demo_answers) -> None:
     """A second env on the same EKS cluster: cluster-scoped names differ, shared objects are identical."""
     repo = copy_project(tmp_path / "repo", demo_answers)
-    staging = {
-        **demo_answers, "environment": "staging", "namespace": "airflow-staging",
-        "irsa_role_arn": "arn:aws:iam::123456789012:role/airflow-staging", "s3_log_prefix": "airflow/staging",
-        "web_hostname": "airflow-staging.example.com",
-    }
-    copy_project(repo, staging, answers_file=".copier-answers.staging.yml")
+    copy_project(repo, staging_answers(demo_answers), answers_file=".copier-answers.staging.yml")
     result = run_validate(repo)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import commit_all, kustomize_build, load_module, run_validate
+from conftest import assert_nothing_written, commit_all, kustomize_build, load_module, run_validate
 from controller import label_for, make_cert, make_key, unseal, unseal_object
 from cryptography.exceptions import InvalidTag
 
@@ -188,7 +188,7 @@ def test_copy_time_errors_write_nothing(tmp_path, copy_project, demo_answers, co
     dst = tmp_path / "dst"
     with pytest.raises(ValueError, match=message):
         copy_project(dst, answers)
-    assert not dst.exists() or not any(dst.iterdir())
+    assert_nothing_written(dst)
 
 
 def detect_secrets(repo: Path) -> dict:

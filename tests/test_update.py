@@ -9,18 +9,14 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import git
 import pytest
 import yaml
-from conftest import GIT_ENV, commit_all, load_module, repo_wide_questions, validate_env
+from conftest import COPIER, GIT_ENV, commit_all, load_module, make_update, repo_wide_questions, staging_answers
 
-COPIER = str(Path(sys.executable).with_name("copier"))
-STAGING = {"environment": "staging", "namespace": "airflow-staging", "s3_log_prefix": "airflow/staging",
-           "irsa_role_arn": "arn:aws:iam::123456789012:role/airflow-staging"}
 REPO_WIDE = repo_wide_questions()
 HELMRELEASE = "template/deploy/base/{% if gitops_engine == 'flux' %}helmrelease.yaml{% endif %}.jinja"
 SEALED = "AgBy3i4OJSWK+PiTySYZZA1rO43cGDEq" * 8  # stands for real ciphertext: it must survive updates
@@ -63,11 +59,6 @@ def v2_fixes(template: Path) -> None:
     edit(template / "pyproject.toml", 'version = "0.1.0"', 'version = "0.2.0"')
 
 
-def staging_answers(demo_answers: dict) -> dict:
-    """Only per-environment answers: the repo-wide ones come from the primary answers file."""
-    return {**{k: v for k, v in demo_answers.items() if k not in REPO_WIDE}, **STAGING}
-
-
 @pytest.fixture
 def template(tmp_path: Path, template_src: Path) -> Path:
     """A private clone of the v0.1.0 template that a test may release new versions of."""
@@ -101,12 +92,6 @@ def user_edits(repo: Path) -> None:
     edit(repo / "deploy/overlays/dev/secrets/airflow-db.yaml", '"UNSEALED: run make seal ENV=dev SECRET=airflow-db"',
          SEALED)
     commit_all(repo, "user edits")
-
-
-def make_update(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(validate_env(), COPIER=COPIER, **GIT_ENV)
-    return subprocess.run(["make", "-C", str(repo), "update", f"TOOLS_PYTHON={sys.executable}", *args],
-                          capture_output=True, text=True, env=env, timeout=600)
 
 
 def leftovers(repo: Path) -> list[str]:

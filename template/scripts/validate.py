@@ -1338,8 +1338,9 @@ def deployed_images(every: dict[str, list[dict]], repo: Path) -> dict[str, str]:
                         refs = {s.get("ref") for _, s in argo_sources(obj) if s.get("ref")}
                         values = argo_values(src, refs, repo)[0]
             if values is not None:
-                images[env_of(name)] = (f"{dig(values, 'airflow.image.repository', 'apache/airflow')}:"
-                                        f"{dig(values, 'airflow.image.tag', '2.8.4-python3.9')}")
+                default = CHART_DEFAULTS["airflow"]["image"]
+                images[env_of(name)] = (f"{dig(values, 'airflow.image.repository', default['repository'])}:"
+                                        f"{dig(values, 'airflow.image.tag', default['tag'])}")
     return images
 
 
