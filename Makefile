@@ -20,7 +20,10 @@ export AIRFLOW_GITOPS_SCHEMA_DIR := $(SHARED)/schemas
 export AIRFLOW_CHART_VALUES := $(SHARED)/chart/airflow-8.9.0-values.yaml
 endif
 
-.PHONY: help setup tools demo test lint bench release clean
+# Airflow versions the runtime harness runs (tests/runtime/install.py knows their pins).
+RUNTIME_AIRFLOW ?= 2.8.4
+
+.PHONY: help setup tools runtime demo test lint bench release clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -40,6 +43,9 @@ $(GROOVY_LINT):
 setup: $(VENV)/.installed $(KUBECTL) $(GROOVY_LINT) ## create .venv, install kubectl/helm and npm-groovy-lint into .tools
 
 tools: $(KUBECTL)
+
+runtime: $(VENV)/.installed ## runtime harness: Debian servers (as root) and real Airflow from PyPI into .runtime/
+	$(PY) tests/runtime/install.py --debian $(foreach v,$(RUNTIME_AIRFLOW),--airflow $(v))
 
 demo: setup ## generate build/demo from examples/demo.yml and run its `make validate`
 	rm -rf $(DEMO_DIR)

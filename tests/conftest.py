@@ -38,19 +38,36 @@ def load_module(relpath: str, name: str) -> ModuleType:
     return module
 
 
+def skip_or_fail(reason: str) -> None:
+    """Skip a check whose prerequisite is absent; CI (AIRFLOW_GITOPS_NO_SKIP=1) fails instead."""
+    if os.environ.get("AIRFLOW_GITOPS_NO_SKIP") == "1":
+        pytest.fail(f"{reason} (AIRFLOW_GITOPS_NO_SKIP=1: nothing may be skipped)")
+    pytest.skip(reason)
+
+
 def shared_path(*parts: str) -> Path:
     """A file under ../shared, or skip saying exactly what is missing."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"reference data {path} is absent (set AIRFLOW_GITOPS_SHARED): check not run")
+        skip_or_fail(f"reference data {path} is absent (set AIRFLOW_GITOPS_SHARED): check not run")
     return path
 
 
 def kubectl_path() -> Path:
     path = Path(os.environ.get("KUBECTL", ROOT / ".tools/bin/kubectl"))
     if not path.exists():
-        pytest.skip(f"kubectl not found at {path}: run `make setup` first")
+        skip_or_fail(f"kubectl not found at {path}: run `make setup` first")
     return path
+
+
+def airflow_python(version: str = "2.8.4") -> Path:
+    """The interpreter of the real Airflow `make runtime` installs (tests/runtime/install.py)."""
+    from runtime.install import RUNTIMES
+
+    python = RUNTIMES[version].python
+    if not (python.parent.parent / ".installed").is_file():
+        skip_or_fail(f"Airflow {version} is not installed in {python.parent.parent}: run `make runtime`")
+    return python
 
 
 @pytest.fixture(scope="session")

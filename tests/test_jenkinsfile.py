@@ -10,7 +10,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ROOT, kustomize_build, merged_values, run_validate
+from conftest import ROOT, kustomize_build, merged_values, run_validate, skip_or_fail
 
 GROOVY_LINT = Path(os.environ.get("GROOVY_LINT", ROOT / ".tools/npm/node_modules/.bin/npm-groovy-lint"))
 VARIANTS = {
@@ -31,7 +31,7 @@ def generated(request, tmp_path_factory, copy_project, demo_answers) -> tuple[Pa
 
 def lint(path: Path) -> subprocess.CompletedProcess[str]:
     if not GROOVY_LINT.exists():
-        pytest.skip(f"npm-groovy-lint not installed at {GROOVY_LINT}: run `make setup`")
+        skip_or_fail(f"npm-groovy-lint not installed at {GROOVY_LINT}: run `make setup`")
     return subprocess.run([str(GROOVY_LINT), "--noserver", "--failon", "error", "--output", "txt", str(path)],
                           capture_output=True, text=True, timeout=300)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import shared_path, skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("AIRFLOW_GITOPS_SHARED") or ROOT.parent / "shared")
@@ -42,10 +43,7 @@ needs_kubectl = pytest.mark.skipif(not os.access(KUBECTL, os.X_OK),
 
 
 def shared(*parts: str) -> Path:
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"reference data {path} is absent (set AIRFLOW_GITOPS_SHARED): check not run")
-    return path
+    return shared_path(*parts)
 
 
 @pytest.fixture(autouse=True)
@@ -646,7 +644,7 @@ def argo_repo(tmp_path: Path) -> Path:
 def argo_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
     """The kubectl builds of the Argo fixture, made once; tests mutate deep copies."""
     if not os.access(KUBECTL, os.X_OK):
-        pytest.skip(f"kubectl not found at {KUBECTL}")
+        skip_or_fail(f"kubectl not found at {KUBECTL}")
     root = tmp_path_factory.mktemp("argo-built")
     write(root, argo_files())
     return {b: V.kustomize_build(str(KUBECTL), root / b, root_only=True)
