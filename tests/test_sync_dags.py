@@ -75,6 +75,21 @@ def snapshot(tree: Path) -> Snapshot:
     return out
 
 
+def published(tree: Path) -> Snapshot:
+    """What a publish of `tree` must produce: symlinks inside it followed (a linked file is a file, a linked
+    directory a directory), `.git`, `__pycache__` and `*.pyc` left out; everything else, .airflowignore'd or not."""
+    out: Snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(tree, followlinks=True):
+        dirnames[:] = [d for d in dirnames if d not in (".git", "__pycache__") and not d.startswith(TMP_PREFIX)]
+        for name in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, name), tree)] = ("d",)
+        for name in filenames:
+            if not name.endswith(".pyc") and not name.startswith(TMP_PREFIX):
+                path = os.path.join(dirpath, name)
+                out[os.path.relpath(path, tree)] = ("f", Path(path).read_bytes())
+    return out
+
+
 def make_tree(path: Path, files: int) -> Path:
     return write_tree(path, dags(files))
 
@@ -159,7 +174,7 @@ def test_incremental_publish_writes_only_what_changed(tmp_path: Path) -> None:
     (v3 / "new/deeper").mkdir(parents=True)
     (v3 / "new/deeper/fresh.py").write_text("VALUE = 'new'\n")
     os.symlink("../team03/dag_00003.py", v3 / "new/alias.py")
-    os.symlink("team04", v3 / "team04_link")  # a directory symlink: copied as a link, not descended
+    os.symlink("team04", v3 / "team04_link")  # a directory symlink
     (v3 / "team05/dag_00005.py").unlink()
     (v3 / "team05/dag_00005.py").mkdir()  # file -> directory
     (v3 / "team05/dag_00005.py/inner.py").write_text("x = 1\n")
@@ -167,11 +182,12 @@ def test_incremental_publish_writes_only_what_changed(tmp_path: Path) -> None:
     ok(publish(v3, root, "--stats"))
 
     tree = live(root)
-    assert snapshot(tree) == snapshot(v3)
+    assert snapshot(tree) == published(v3)
     assert not (tree / "team01/dag_00001.py").exists() and not (tree / "team02").exists()
     assert (tree / "new/deeper/fresh.py").read_text() == "VALUE = 'new'\n"
-    assert os.readlink(tree / "new/alias.py") == "../team03/dag_00003.py"
-    assert os.path.islink(tree / "team04_link") and not os.path.islink(tree / "team04")
+    # links inside the source are published as what they point to: nothing can dangle or loop on the volume
+    assert not os.path.islink(tree / "new/alias.py") and (tree / "new/alias.py").read_text() == "# dag 3\nVALUE = 3\n"
+    assert not os.path.islink(tree / "team04_link") and (tree / "team04_link/dag_00004.py").is_file()
 
     v4 = copy_tree(v1, tmp_path / "v4")  # back to v1: the slot last synced to v2 gets v1's tree
     st = stats(ok(publish(v4, root, "--stats")))
@@ -179,13 +195,15 @@ def test_incremental_publish_writes_only_what_changed(tmp_path: Path) -> None:
     assert st["written"] <= 2, st  # only dag_00007 differs from that slot's v2 tree
 
 
-def test_excluded_files_are_not_published(tmp_path: Path) -> None:
+def test_only_git_bytecode_and_temp_names_are_skipped(tmp_path: Path) -> None:
+    """.airflowignore means "do not parse", never "do not ship": ignored files are published."""
     src = make_tree(tmp_path / "src", 5)
     (src / ".git").mkdir()
     (src / ".git/HEAD").write_text("ref: refs/heads/main\n")
     (src / "team00/__pycache__").mkdir()
     (src / "team00/__pycache__/dag_00000.cpython-39.pyc").write_bytes(b"\0")
     (src / "team01/stray.pyc").write_bytes(b"\0")
+    (src / f"team01/{TMP_PREFIX}leftover").write_text("x")
     (src / "scratch").mkdir()
     (src / "scratch/notes.py").write_text("x = 1\n")
     (src / "team02/dag_test.py").write_text("x = 1\n")
@@ -194,10 +212,11 @@ def test_excluded_files_are_not_published(tmp_path: Path) -> None:
 
     ok(publish(src, root))
 
-    published = set(snapshot(live(root)))
-    assert {".airflowignore", "team00/dag_00000.py", "team02/dag_00002.py"} <= published
-    for path in (".git", "team00/__pycache__", "team01/stray.pyc", "scratch/notes.py", "team02/dag_test.py"):
-        assert path not in published, path
+    tree = snapshot(live(root))
+    assert {".airflowignore", "team00/dag_00000.py", "scratch/notes.py", "team02/dag_test.py"} <= set(tree)
+    for path in (".git", "team00/__pycache__", "team01/stray.pyc", f"team01/{TMP_PREFIX}leftover"):
+        assert path not in tree, path
+    assert tree == published(src)
 
 
 def test_republishing_the_live_tree_writes_nothing(tmp_path: Path) -> None:
@@ -212,6 +231,92 @@ def test_republishing_the_live_tree_writes_nothing(tmp_path: Path) -> None:
     assert "already live" in proc.stdout
     assert stats(proc)["total"] == 0 and stats(proc)["action"] == "already-live"
     assert (os.readlink(root / "current"), (root / ".state.json").stat().st_mtime_ns) == before
+
+
+def test_same_size_same_mtime_change_is_published(tmp_path: Path) -> None:
+    """Build tools that pin timestamps, or two writes in one tick: only the content tells the change."""
+    src = make_tree(tmp_path / "src", 50)
+    root = tmp_path / "root"
+    ok(publish(src, root, "--revision", "r1"))
+    dag = src / "team07/dag_00007.py"
+    before = dag.stat()
+    dag.write_text(dag.read_text().replace("VALUE = 7", "VALUE = 9"))  # same length
+    os.utime(dag, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (dag.stat().st_size, dag.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+    result = stats(ok(publish(src, root, "--stats", "--revision", "r2")))
+
+    assert result["action"] == "published" and result["written"] == 1, result
+    assert (live(root) / "team07/dag_00007.py").read_text() == "# dag 7\nVALUE = 9\n"
+    assert snapshot(live(root)) == snapshot(src)
+    assert status(root)["live"]["revision"] == "r2"
+
+
+KILL_AFTER_FLIP = """import importlib.util, os, signal, sys
+spec = importlib.util.spec_from_file_location("sync_dags", sys.argv[1])
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
+real_flip = tool.flip
+def flip_then_die(*args):
+    real_flip(*args)
+    os.kill(os.getpid(), signal.SIGKILL)  # `current` renamed, the state not yet written
+tool.flip = flip_then_die
+sys.exit(tool.main(sys.argv[2:]))
+"""
+
+
+def test_killed_between_flip_and_state_write_the_next_run_saves_reconciled_state(tmp_path: Path) -> None:
+    """The next run finds the tree already live: it must still write the state that `current` implies."""
+    v1, v2, v3 = three_versions(tmp_path)
+    root = tmp_path / "root"
+    ok(publish(v1, root, "--revision", "r1"))
+    ok(publish(v2, root, "--revision", "r2"))
+    was_live = os.readlink(root / "current")
+    killed = subprocess.run([PYTHON, "-c", KILL_AFTER_FLIP, str(TOOL), "publish", "--source", str(v3), "--root",
+                             str(root), "--grace", "0", "--revision", "r3"], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    now_live = os.readlink(root / "current")
+    assert now_live != was_live and snapshot(live(root)) == snapshot(v3)
+    assert state(root)["live"] == was_live  # the instant under test: the state still names the old slot
+
+    proc = ok(publish(v3, root, "--revision", "r3"))
+
+    assert "already live" in proc.stdout and "state reconciled" in proc.stdout
+    recorded = state(root)
+    assert recorded["live"] == now_live and recorded["previous"] == was_live
+    assert recorded["slots"][now_live]["state"] == "complete" and recorded["slots"][now_live]["revision"] == "r3"
+    assert recorded["slots"][was_live]["switched_away_at"] is not None  # its readers get the grace period
+    assert status(root)["live"]["revision"] == "r3"
+    refused = publish(v1, root, "--grace", "60", "--no-wait")
+    assert refused.returncode == 4, refused.stderr  # the tree live until the flip is not written at once
+    ok(run("rollback", "--root", root))
+    assert snapshot(live(root)) == snapshot(v2)
+
+
+def test_verify_repairs_a_slot_edited_by_hand(tmp_path: Path) -> None:
+    v1, v2, _ = three_versions(tmp_path)
+    root = tmp_path / "root"
+    ok(publish(v1, root))
+    ok(publish(v2, root))
+    idle = root / (".slot-a" if os.readlink(root / "current") == ".slot-b" else ".slot-b")
+    (idle / "team01/dag_00001.py").write_text("# edited by hand\n")  # the manifest does not know
+    (idle / "team02/dag_00002.py").unlink()
+    (idle / "stray.py").write_text("x = 1\n")
+    (live(root) / "team03/dag_00003.py").write_text("# edited on the live tree\n")
+
+    trusting = stats(ok(publish(v2, root, "--stats")))  # trusts the live manifest: nothing to do
+    assert trusting["action"] == "already-live" and trusting["total"] == 0
+
+    proc = ok(publish(v2, root, "--verify", "--stats"))
+
+    assert "differs from its manifest" in proc.stdout
+    result = stats(proc)
+    assert result["action"] == "published" and result["idle"] == "scanned", result
+    assert snapshot(live(root)) == snapshot(v2)  # the hand-edited idle slot repaired, then made live
+    # dag_00000 (v1 there), 00001, 00002 and 00003: edits in place reach the other slot through shared inodes
+    assert result["written"] == 4 and result["unlinked"] == 4, result  # 3 replaced, stray.py removed
+    ok(publish(v1, root))  # into the slot edited on the live tree: its manifest now says what it holds
+    assert snapshot(live(root)) == snapshot(v1)
 
 
 # --------------------------------------------------------------------------------------------- grace period
@@ -300,7 +405,7 @@ def test_rollback_refuses_a_slot_dirtied_by_an_interrupted_publish(tmp_path: Pat
     class Killed(BaseException):
         """Stands in for SIGKILL: nothing in the tool catches it."""
 
-    real_copy, copies = sync_dags.Ops.copy_file, []
+    real_copy, copies = sync_dags.Ops.write_file, []
 
     def dying_copy(self: Any, *args: Any) -> None:
         copies.append(args)
@@ -308,12 +413,12 @@ def test_rollback_refuses_a_slot_dirtied_by_an_interrupted_publish(tmp_path: Pat
             raise Killed
         real_copy(self, *args)
 
-    sync_dags.Ops.copy_file = dying_copy
+    sync_dags.Ops.write_file = dying_copy
     try:
         with pytest.raises(Killed):
-            sync_dags.main(["publish", "--source", str(v3), "--root", str(root), "--grace", "0"])
+            sync_dags.main(["publish", "--source", str(v3), "--root", str(root), "--grace", "0", "--jobs", "1"])
     finally:
-        sync_dags.Ops.copy_file = real_copy
+        sync_dags.Ops.write_file = real_copy
     assert snapshot(live(root)) == snapshot(v2)
 
     proc = run("rollback", "--root", root)
@@ -367,7 +472,7 @@ def test_sigkill_at_any_instant_leaves_a_complete_published_tree(tmp_path: Path)
     print(f"crash test seed: {seed} (rerun with SYNC_DAGS_CRASH_SEED={seed})")
     rng = random.Random(seed)
     trees = versioned_trees(tmp_path, rng, 3, 3000)
-    snaps = [snapshot(tree) for tree in trees]
+    snaps = [published(tree) for tree in trees]
     root = tmp_path / "root"
 
     started = time.monotonic()
@@ -483,34 +588,6 @@ def test_bad_dag_is_not_published(tmp_path: Path) -> None:
     assert checked.returncode == 1 and "team03/broken.py:3:" in checked.stderr
     assert ok(run("check", "--source", good)).stdout.startswith("check passed")
     assert not list(good.rglob("__pycache__"))  # compile() writes no bytecode
-
-
-def test_dagbag_import_errors_fail_the_check(tmp_path: Path) -> None:
-    """With airflow importable the DagBag runs too; a stand-in airflow package reports import errors."""
-    fake = tmp_path / "site/airflow/models"
-    fake.mkdir(parents=True)
-    (fake.parent / "__init__.py").write_text("")
-    (fake / "__init__.py").write_text("")
-    (fake / "dagbag.py").write_text(
-        "import os\n"
-        "class DagBag:\n"
-        "    def __init__(self, dag_folder, include_examples=True):\n"
-        "        self.import_errors = {}\n"
-        "        for d, _, names in os.walk(dag_folder):\n"
-        "            for n in names:\n"
-        "                p = os.path.join(d, n)\n"
-        "                if 'nowhere' in open(p).read():\n"
-        "                    self.import_errors[p] = ('Traceback (most recent call last):\\n  File \"' + p\n"
-        "                        + '\", line 2, in <module>\\nModuleNotFoundError: No module named nowhere')\n")
-    src = make_tree(tmp_path / "src", 3)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
-    assert ok(run("check", "--source", src, env=env)).returncode == 0
-    (src / "team01/imports.py").write_text("import os\nimport nowhere\n")
-
-    proc = run("check", "--source", src, env=env)
-
-    assert proc.returncode == 1
-    assert "team01/imports.py:2:ModuleNotFoundError: No module named nowhere" in proc.stderr
 
 
 def test_help_documents_exit_codes(tmp_path: Path) -> None:
