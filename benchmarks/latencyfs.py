@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A FUSE passthrough filesystem that adds a fixed latency to every call and counts the calls.
 
-    python benchmarks/latencyfs.py BACKING MOUNTPOINT [--latency-ms 1]
+    python benchmarks/latencyfs.py BACKING MOUNTPOINT [--latency-ms 1] [--no-cache]
 
 Every request the kernel sends to this daemon (lookups, getattr, open, read, write, flush, release,
 create, mkdir, link, rename, ...) sleeps --latency-ms before it is passed to BACKING: a model of
@@ -59,7 +59,7 @@ def unavailable() -> str | None:
     return None
 
 
-def serve(backing: str, mountpoint: str, latency: float) -> None:
+def serve(backing: str, mountpoint: str, latency: float, cache: bool = True) -> None:
     import mfusepy
 
     counts: collections.Counter[str] = collections.Counter()
@@ -205,9 +205,10 @@ def serve(backing: str, mountpoint: str, latency: float) -> None:
 
     threading.Thread(target=control, daemon=True).start()
     # Cache times of the EFS mount defaults (acregmin 3 s, acdirmin 30 s); names that do not exist are
-    # asked for every time (negative_timeout 0).
+    # asked for every time (negative_timeout 0). Without cache every stat and lookup reaches the daemon.
+    attr, entry = (3, 30) if cache else (0, 0)
     mfusepy.FUSE(LatencyFS(), mountpoint, foreground=True, use_ino=True, fsname="latencyfs",
-                 attr_timeout=3, entry_timeout=30, negative_timeout=0)
+                 attr_timeout=attr, entry_timeout=entry, negative_timeout=0)
 
 
 def kind(entry: os.DirEntry[str]) -> int:
@@ -220,9 +221,9 @@ def kind(entry: os.DirEntry[str]) -> int:
 class Mount:
     """`with Mount(backing, mountpoint, latency_ms=1) as fs:` ... `fs.reset()`, `fs.counts()`; always unmounts."""
 
-    def __init__(self, backing: Path, mountpoint: Path, latency_ms: float = 1.0) -> None:
+    def __init__(self, backing: Path, mountpoint: Path, latency_ms: float = 1.0, cache: bool = True) -> None:
         self.backing, self.mountpoint = Path(backing), Path(mountpoint)
-        self.args = ["--latency-ms", str(latency_ms)]
+        self.args = ["--latency-ms", str(latency_ms)] + ([] if cache else ["--no-cache"])
         self.proc: subprocess.Popen[str] | None = None
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in __exit__): the daemon's stderr
 
@@ -277,12 +278,14 @@ def main() -> int:
     cli.add_argument("backing")
     cli.add_argument("mountpoint")
     cli.add_argument("--latency-ms", type=float, default=1.0, help="added to every call (default 1)")
+    cli.add_argument("--no-cache", action="store_true", help="no attribute or name cache in the kernel: every "
+                     "stat and lookup is a call (deterministic counts)")
     args = cli.parse_args()
     reason = unavailable()
     if reason:
         print(f"latencyfs: {reason}", file=sys.stderr)
         return 2
-    serve(os.path.abspath(args.backing), os.path.abspath(args.mountpoint), args.latency_ms / 1000)
+    serve(os.path.abspath(args.backing), os.path.abspath(args.mountpoint), args.latency_ms / 1000, not args.no_cache)
     return 0
 
 

@@ -7,6 +7,7 @@ to interrupt a publish at a precise point.
 from __future__ import annotations
 
 import fcntl
+import glob
 import json
 import os
 import random
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GIT_ENV, ROOT, load_module
+from conftest import GIT_ENV, ROOT, load_module, skip_or_fail
 
-TOOL = ROOT / "template/scripts/sync_dags.py"
+# SYNC_DAGS_TOOL: run the tests against another version, e.g. `git show v0.1.0:template/scripts/sync_dags.py`
+TOOL = Path(os.environ.get("SYNC_DAGS_TOOL", ROOT / "template/scripts/sync_dags.py"))
 PYTHON = os.environ.get("SYNC_DAGS_PYTHON", sys.executable)  # e.g. a python3.9 like the Airflow image's
 TMP_PREFIX = ".~sync_dags."
 Snapshot = dict[str, tuple[Any, ...]]
@@ -281,9 +283,9 @@ def test_killed_between_flip_and_state_write_the_next_run_saves_reconciled_state
 
     proc = ok(publish(v3, root, "--revision", "r3"))
 
-    assert "already live" in proc.stdout and "state reconciled" in proc.stdout
     recorded = state(root)
-    assert recorded["live"] == now_live and recorded["previous"] == was_live
+    assert recorded["live"] == now_live and recorded["previous"] == was_live, recorded
+    assert "already live" in proc.stdout and "state reconciled" in proc.stdout
     assert recorded["slots"][now_live]["state"] == "complete" and recorded["slots"][now_live]["revision"] == "r3"
     assert recorded["slots"][was_live]["switched_away_at"] is not None  # its readers get the grace period
     assert status(root)["live"]["revision"] == "r3"
@@ -317,6 +319,25 @@ def test_verify_repairs_a_slot_edited_by_hand(tmp_path: Path) -> None:
     assert result["written"] == 4 and result["unlinked"] == 4, result  # 3 replaced, stray.py removed
     ok(publish(v1, root))  # into the slot edited on the live tree: its manifest now says what it holds
     assert snapshot(live(root)) == snapshot(v1)
+
+
+def test_slots_without_a_manifest_are_scanned_once(tmp_path: Path) -> None:
+    """A ROOT written by 0.1.0 (no manifests, temp names left in a slot): scanned and hashed, then incremental."""
+    v1, v2, v3 = three_versions(tmp_path)
+    root = tmp_path / "root"
+    ok(publish(v1, root))
+    for manifest in root.glob("*.manifest.json"):
+        manifest.unlink()
+    idle = root / (".slot-b" if os.readlink(root / "current") == ".slot-a" else ".slot-a")
+    (idle / f"team00/{TMP_PREFIX}dag_00000.py").write_text("half a file")
+
+    first = stats(ok(publish(v2, root, "--stats")))
+    again = stats(ok(publish(v3, root, "--stats")))
+
+    assert first["idle"] == "scanned" and first["written"] == 1, first  # only what differs by content
+    assert snapshot(live(root)) == snapshot(v3) and not leftovers(root)
+    assert again["idle"] == "scanned" and again["written"] == 1, again  # the other slot, scanned once too
+    assert stats(ok(publish(v2, root, "--stats")))["idle"] == "manifest"
 
 
 # --------------------------------------------------------------------------------------------- grace period
@@ -588,6 +609,34 @@ def test_bad_dag_is_not_published(tmp_path: Path) -> None:
     assert checked.returncode == 1 and "team03/broken.py:3:" in checked.stderr
     assert ok(run("check", "--source", good)).stdout.startswith("check passed")
     assert not list(good.rglob("__pycache__"))  # compile() writes no bytecode
+
+
+def python39() -> str:
+    """The Airflow image runs the tool with Python 3.9: an interpreter of that version here, or skip."""
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for candidate in [shutil.which("python3.9"), *sorted(glob.glob(f"{pyenv}/versions/3.9.*/bin/python3.9"))]:
+        if candidate and subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 9)"],
+                                        capture_output=True).returncode == 0:
+            return candidate
+    skip_or_fail("no Python 3.9 interpreter found (python3.9 on PATH or pyenv): the image's Python is not tested")
+    raise AssertionError  # unreachable: skip_or_fail raises
+
+
+def test_the_whole_cycle_runs_on_python_3_9(tmp_path: Path) -> None:
+    python = python39()
+    v1, v2, _ = three_versions(tmp_path)
+    os.symlink("team01", v2 / "alias")
+    root = tmp_path / "root"
+
+    def tool(*args: object) -> subprocess.CompletedProcess[str]:
+        return ok(subprocess.run([python, str(TOOL), *map(str, args)], capture_output=True, text=True, timeout=120))
+
+    tool("publish", "--source", v1, "--root", root, "--grace", "0", "--check", "--revision", "r1")
+    tool("publish", "--source", v2, "--root", root, "--grace", "0", "--verify", "--stats", "--revision", "r2")
+    assert snapshot(live(root)) == published(v2)
+    tool("rollback", "--root", root)
+    assert json.loads(tool("status", "--root", root, "--json").stdout)["live"]["revision"] == "r1"
+    assert "check passed" in tool("check", "--source", v2, "--ignore-syntax", "glob").stdout
 
 
 def test_help_documents_exit_codes(tmp_path: Path) -> None:
