@@ -208,11 +208,13 @@ def airflow_env(tmp_path: Path) -> dict[str, str]:
 
 def test_real_dagbag_check_sees_what_airflow_will_see(tmp_path: Path) -> None:
     """Airflow 2.8.4 (Python 3.9, as in the image) checks the published tree: helpers importable from the
-    DAG folder, the .airflowignore'd package importable but not parsed, the linked directory a copy (no
-    recursive loop), the nested .airflowignore applied; and a real import error is reported."""
+    DAG folder, plugins/ from the plugins folder, the .airflowignore'd package importable but not parsed,
+    the linked directory a copy (no recursive loop), the nested .airflowignore applied; and a real import
+    error is reported."""
     python = str(airflow_python())
     repo = company_layout(tmp_path / "repo")
-    write(repo, {"dags/broken.py": "from airflow import DAG\n\nimport nowhere_to_be_found\n"})
+    write(repo, {"dags/broken.py": "from airflow import DAG\n\nimport nowhere_to_be_found\n",
+                 "plugins/greetings.py": 'HELLO = "hi"\n'})  # SOURCE/plugins: on sys.path as plugins_folder
     env = airflow_env(tmp_path)
 
     failed = check(repo / "dags", python=python, env=env)  # dags/lib -> ../lib leaves this source
@@ -223,8 +225,9 @@ def test_real_dagbag_check_sees_what_airflow_will_see(tmp_path: Path) -> None:
     (repo / "dags/reports/.airflowignore").write_text("^dags/reports/drafts\n")
     for name in ("etl.py", "reports/report.py"):  # imports relative to the repository root now
         path = repo / "dags" / name
-        path.write_text(path.read_text().replace("from my_company", "from dags.my_company").replace(
-            "from lib.shared", "from dags.lib.shared"))
+        text = path.read_text().replace("from my_company", "from dags.my_company")
+        text = text.replace("from lib.shared", "from dags.lib.shared")
+        path.write_text(text.replace("from helpers", "from greetings import HELLO  # noqa: F401\nfrom helpers"))
 
     failed = check(repo, python=python, env=env)
 

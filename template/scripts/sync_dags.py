@@ -66,7 +66,7 @@ EXIT_OK, EXIT_CHECK, EXIT_USAGE, EXIT_LOCK, EXIT_GRACE, EXIT_ROLLBACK = range(6)
 EXIT_CODES = """exit codes:
   0  success: published, already live, rolled back, check passed, status shown
   1  DAG check failed (`check`, --check), or SOURCE has a symlink that leaves it, dangles or loops
-     (refused by every command): one `file:line:message` per problem; nothing written
+     (`check` and `publish` refuse it): one `file:line:message` per problem; nothing written
   2  usage or I/O error (bad arguments, missing directory, `status` on a ROOT without `current`,
      a source file changed during the publish)
   3  the lock was not taken within --lock-timeout (the message names the holder)
@@ -75,7 +75,7 @@ EXIT_CODES = """exit codes:
 STATS_HELP = """--stats prints one JSON line on stderr: {"action", "written", "linked", "unlinked", "mkdir", "rmdir",
 "symlink", "renamed", "utime", "total" (their sum: operations on the trees and `current`), "bookkeeping"
 (manifest, state and lock writes), "hashed" (source files hashed, locally), "idle" (how the idle slot's
-content was known: manifest, recovered, scanned or empty), "seconds"}."""
+content was known: manifest, recovered, scanned or empty; untouched when already live), "seconds"}."""
 DAGBAG_PROBE = """import json, sys
 from airflow.models.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
@@ -996,7 +996,7 @@ def publish_idle(root: str, source: Source, state: dict, info: dict, live: str, 
         print(f"already live: {live} holds {source.root} (revision {info['revision']}"
               + (f", recorded before as {recorded}" if recorded not in (None, info["revision"]) else "")
               + (", state reconciled with `current`" if reconciled else "") + "); no tree written")
-        return "already-live", "manifest"
+        return "already-live", "untouched"
     idle = other(live)
 
     def before_write() -> None:  # readers may still be in the idle tree: wait before touching it
