@@ -68,16 +68,36 @@ def check_secret(field: str, value: Any) -> str:
         return f"{field}: {exc}"
 
 
+def missing_secrets(ctx: Context) -> list[str]:
+    """Secret answers this copy must seal but has no value for (answer or env var), in question order.
+    Checked before the first SealedSecret renders, so the error names all of them at once."""
+    celery_auth = ctx.get("executor") != "KubernetesExecutor" and ctx.get("redis_auth", True)
+    needed = [q for q in QUESTION_SOURCES if q != "redis_password" or celery_auth]
+    return [q for q in needed if not (ctx.get(q) or os.environ.get(source_env(q)))]
+
+
+def source_env(question: str) -> str:
+    name, key = QUESTION_SOURCES[question]
+    return seal_module().SOURCES[name][key].env
+
+
 @pass_context
 def sealed(ctx: Context, name: str, key: str, answer: str = "") -> str:
     seal = seal_module()
     cert = ctx.get("sealed_secrets_cert") or ""
     if not cert:
         return f'"{seal.placeholder(ctx["environment"], name)}"'
+    if missing := missing_secrets(ctx):
+        envs = [source_env(q) for q in missing]
+        raise ValueError(f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored) "
+                         f"or set {', '.join(envs)}; nothing was written")
     source = seal.SOURCES[name][key]
     value = answer or os.environ.get(source.env) or (seal.generate(source.generate) if source.generate else "")
     if not value:  # the validators make this unreachable from the prompt
         raise ValueError(f"no value to seal for {name}/{key}: set {source.env}")
+    if problem := seal.check_plaintext(name, key, value):  # an env var bypasses the prompt's validator
+        question = next((q for q, src in QUESTION_SOURCES.items() if src == (name, key)), source.env)
+        raise ValueError(f"Validation error for question '{question}': {problem}; nothing was written")
     return seal.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
 
 

@@ -195,6 +195,14 @@ def pg_identifier(field: str) -> Callable[[Any], str]:
     return rule
 
 
+def redis_auth(value: Any, tls: Any = True) -> str:
+    # ElastiCache enables AUTH only on replication groups with in-transit encryption.
+    if value is True and tls is False:
+        return ("redis_auth needs redis_tls: ElastiCache only accepts an AUTH token on a replication "
+                "group with in-transit encryption (answer redis_tls=true, or redis_auth=false)")
+    return ""
+
+
 def s3_log_bucket(value: Any) -> str:
     err = _matches("s3_log_bucket", value, r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
                    "S3 bucket names are 3-63 lowercase letters, digits, '.' and '-', "
@@ -296,6 +304,7 @@ RULES: dict[str, Callable[..., str]] = {
     "rds_user": pg_identifier("rds_user"),
     "redis_host": _aws_host("redis_host", ".cache.amazonaws.com", "ElastiCache primary"),
     "redis_port": port("redis_port"),
+    "redis_auth": redis_auth,
     "s3_log_bucket": s3_log_bucket,
     "s3_log_prefix": s3_log_prefix,
     "irsa_role_arn": irsa_role_arn,

@@ -122,6 +122,7 @@ def values_for(env: str) -> dict[str, Any]:
                              "passwordSecret": "airflow-db", "passwordSecretKey": "password",
                              "properties": "?sslmode=require"},
         "externalRedis": {"host": "airflow.abcdef.ng.0001.euw1.cache.amazonaws.com",
+                          "properties": "?ssl_cert_reqs=required&ssl_ca_certs=/etc/ssl/certs/ca-certificates.crt",
                           "passwordSecret": "airflow-redis", "passwordSecretKey": "password"},
         "pgbouncer": {"authType": "scram-sha-256", "serverSSL": {"mode": "require"}},
     }
@@ -361,6 +362,27 @@ def test_unknown_core_field(repo: Path) -> None:
 def test_forbidden_airflow_config_key(repo: Path) -> None:
     set_values(repo, lambda v: v["airflow"]["config"].update(AIRFLOW__CORE__SQL_ALCHEMY_CONN_CMD="cat /x"))
     only_error(run(repo), "Don't define `airflow.config.AIRFLOW__CORE__SQL_ALCHEMY_CONN_CMD`")
+
+
+@needs_kubectl
+def test_broker_auth_without_tls(repo: Path) -> None:
+    """ElastiCache AUTH always means in-transit encryption: a plain redis:// broker is reset."""
+    set_values(repo, lambda v: v["externalRedis"].pop("properties"))
+    only_error(run(repo), "the broker authenticates (externalRedis.passwordSecret) but `externalRedis.properties` "
+                          "has no ssl_cert_reqs")
+
+
+@needs_kubectl
+def test_broker_tls_without_verification(repo: Path) -> None:
+    set_values(repo, lambda v: v["externalRedis"].update(properties="?ssl_cert_reqs=none"))
+    only_error(run(repo), "sets ssl_cert_reqs=none: the broker would not verify the ElastiCache certificate")
+
+
+@needs_kubectl
+def test_templated_user_name(repo: Path) -> None:
+    """The chart substitutes templates only in password/email/firstName/lastName (sync_users.py)."""
+    set_values(repo, lambda v: v["airflow"]["users"][0].update(username="${ADMIN_USERNAME}"))
+    only_error(run(repo), "`airflow.users[0].username` is a template")
 
 
 @needs_kubectl

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import load_module, merged_values
+from conftest import ROOT, load_module, merged_values
 
 validation = load_module("hooks/validation.py", "template_validation")
 
@@ -19,7 +19,8 @@ SYNTAX = [
 # Text that is a legal answer for some fields but means something else to YAML when unquoted.
 AMBIGUOUS = ["true", "no", "null", "~", "1e3", "0x1F", "012", "1_000", "*alias", "&anchor", "!tag", "@at", "...", "---"]
 HOSTILE = SYNTAX + AMBIGUOUS + [""]
-STRING_FIELDS = [name for name in validation.RULES if name not in ("rds_port", "redis_port", "extra_pip_packages")]
+QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text())
+STRING_FIELDS = [name for name in validation.RULES if QUESTIONS[name].get("type") == "str"]
 
 
 @pytest.mark.parametrize("text", HOSTILE)

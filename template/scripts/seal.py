@@ -21,6 +21,7 @@ import base64
 import datetime as dt
 import getpass
 import os
+import re
 import secrets
 import struct
 import sys
@@ -147,13 +148,38 @@ def plaintext(name: str, key: str, *, interactive: bool) -> str:
     raise SealError(f"no value for {name}/{key}: set {source.env} (values are never taken from arguments)")
 
 
+# The chart hands both passwords to Airflow through `bash -c 'eval "$..._CMD"'` pipelines that
+# quote them with urllib.parse.quote(), which leaves '/' as is (the Celery worker then cannot parse
+# its result-backend URL). Airflow's KubernetesExecutor config (conf.as_dict) also expands the
+# environment into those commands before shlex-splitting them: a quote, backslash, backtick or '$'
+# in a password then breaks the command or is eaten by the shell. And the chart's pgbouncer writes
+# its auth_file with an unquoted expansion (whitespace splits the password). Found by the runtime
+# harness (tests/test_runtime.py) against the real chart and Airflow.
+UNSAFE_IN_CHART = " \"'/\\`$"
+# ElastiCache AUTH tokens: 16-128 characters, the only non-alphanumerics ! & # $ ^ < > - (AWS
+# CreateReplicationGroup AuthToken), minus '$' (above).
+ELASTICACHE_TOKEN = re.compile(r"[A-Za-z0-9!&#^<>-]{16,128}")
+ELASTICACHE_TOKEN_RULE = ("an ElastiCache AUTH token is 16-128 characters: letters, digits and only ! & # ^ < > - "
+                          "(AWS also allows '$', which the chart's broker URL command would expand)")
+DB_PASSWORD = re.compile("[%s]{8,128}" % "".join(re.escape(chr(c)) for c in range(0x21, 0x7F)  # noqa: UP031
+                                                  if chr(c) not in UNSAFE_IN_CHART))
+DB_PASSWORD_RULE = ("the RDS password is 8-128 printable ASCII characters without spaces or any of "
+                    "\" ' / \\ ` $ (the chart's connection commands and pgbouncer script mangle them)")
+VALUE_RULES = {("airflow-redis", "password"): (ELASTICACHE_TOKEN, ELASTICACHE_TOKEN_RULE),
+               ("airflow-db", "password"): (DB_PASSWORD, DB_PASSWORD_RULE)}
+
+
 def check_plaintext(name: str, key: str, value: str) -> str:
-    """Refuse values that would silently break a login (a trailing newline from `echo`)."""
+    """Refuse values that would silently break a login (a trailing newline from `echo`), and
+    values the service itself refuses."""
     if not value:
         return f"{name}/{key} is empty"
     if value != value.strip() or "\n" in value or "\r" in value:
         return (f"{name}/{key} has leading/trailing whitespace or a newline "
                 "(`echo` adds one: use printf '%s')")
+    pattern, rule = VALUE_RULES.get((name, key), (None, ""))
+    if pattern is not None and not pattern.fullmatch(value):
+        return f"{name}/{key} breaks a rule: {rule}"
     return ""
 
 

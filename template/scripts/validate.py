@@ -472,6 +472,7 @@ def _stack_rules(user: dict, v: dict) -> list[str]:
             and dig(v, "externalRedis.host") in (None, "", "localhost")):
         e.append("Celery executor with `redis.enabled=false` but `externalRedis.host` is "
                  "localhost/empty (set the ElastiCache primary endpoint)")
+    e += _broker_tls_rules(v)
     config = dig(v, "airflow.config") or {}
     env_list = [x for x in dig(v, "airflow.extraEnv") or [] if isinstance(x, dict)]
     for where, key in [("airflow.config", k) for k in config] + [("airflow.extraEnv", x.get("name")) for x in env_list]:
@@ -479,6 +480,24 @@ def _stack_rules(user: dict, v: dict) -> list[str]:
             fix = "the pod template" if "KUBERNETES_ENVIRONMENT" in key else key.replace("__CORE__", "__LOGGING__")
             e.append(f"`{key}` in {where} is deprecated since Airflow 2.0 (ignored in 3.x): use {fix}")
     return e
+
+
+def _broker_tls_rules(v: dict) -> list[str]:
+    """ElastiCache accepts AUTH only with in-transit encryption, and the chart builds a plain
+    redis:// URL: TLS comes from kombu's ssl_* URL parameters (externalRedis.properties)."""
+    if dig(v, "airflow.executor") not in EXECUTORS[:2] or dig(v, "redis.enabled"):
+        return []
+    props = str(dig(v, "externalRedis.properties") or "")
+    params = dict(p.partition("=")[::2] for p in props.lstrip("?").split("&") if p)
+    auth = dig(v, "externalRedis.passwordSecret") or dig(v, "externalRedis.password")
+    if auth and "ssl_cert_reqs" not in params:
+        return ["the broker authenticates (externalRedis.passwordSecret) but `externalRedis.properties` has no "
+                "ssl_cert_reqs: ElastiCache AUTH always means TLS, and a plain connection is reset by the "
+                "server (use ?ssl_cert_reqs=required&ssl_ca_certs=/etc/ssl/certs/ca-certificates.crt)"]
+    if params.get("ssl_cert_reqs", "required").lower() in ("none", "cert_none", "optional", "cert_optional"):
+        return [f"`externalRedis.properties` sets ssl_cert_reqs={params['ssl_cert_reqs']}: the broker would not "
+                "verify the ElastiCache certificate (use required)"]
+    return []
 
 
 def _secret_hygiene(user: dict, v: dict) -> list[str]:
@@ -492,6 +511,10 @@ def _secret_hygiene(user: dict, v: dict) -> list[str]:
             e.append(f"`{key}` is plain text in the release: use `{key}Secret` instead")
     templates = dig(v, "airflow.usersTemplates") or {}
     for i, user in enumerate(dig(v, "airflow.users") or []):
+        for key in ("username", "role"):  # the chart's sync-users script substitutes only the others
+            if "${" in str((user or {}).get(key, "")):
+                e.append(f"`airflow.users[{i}].{key}` is a template: the chart substitutes ${{NAME}} only in "
+                         "password, email, firstName and lastName (the user would be named literally)")
         match = TEMPLATE_REF.match(str((user or {}).get("password", "")))
         if not match:
             e.append(f"`airflow.users[{i}].password` must be a `${{NAME}}` reference to airflow.usersTemplates")
