@@ -76,6 +76,22 @@ def usable_kubectl() -> str | None:
     return found if minor >= 27 else None
 
 
+def usable_helm() -> str | None:
+    """A helm `make render` can use as is: $HELM, or v3.8+ / v4 on PATH."""
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
+    found = shutil.which("helm")
+    if not found:
+        return None
+    try:
+        out = subprocess.run([found, "version", "--template", "{{.Version}}"], capture_output=True,
+                             text=True, timeout=30, check=True).stdout
+        major, minor = (int(p) for p in out.strip().lstrip("v").split(".")[:2])
+    except (subprocess.SubprocessError, OSError, ValueError):
+        return None
+    return found if (major, minor) >= (3, 8) else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", type=Path, default=Path(".tools/bin"),
@@ -84,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--if-needed", action="store_true",
                         help="do nothing when a usable kubectl is already available ($KUBECTL or PATH)")
     args = parser.parse_args(argv)
-    if args.if_needed and (found := usable_kubectl()):
-        print(f"install_tools: using {found}")
+    if args.if_needed and (kubectl := usable_kubectl()) and (helm := usable_helm()):
+        print(f"install_tools: using {kubectl} and {helm}")
         return 0
     if all((args.dest / name).exists() for name in BINARIES.values()):
         print(f"install_tools: kubectl and helm already in {args.dest}")

@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""Render what the cluster will run (`make render`) and what a change does to it (`make diff`).
+
+    make render [ENV=dev] [CHART=path/to/chart.tgz|dir]
+    make diff ENV=dev BASE=main [CHART=...]
+
+For each environment: `kustomize build` of deploy/overlays/<env> (what {Flux|Argo CD} applies),
+then the Helm values merged as the engine merges them (helm-controller: `valuesFrom` in order,
+then `spec.values`; Argo CD: `valueFiles` in order, then `values`, then `valuesObject`), then
+`helm template` of the pinned chart with the release name and namespace the HelmRelease or
+Application uses. Output, one file per object, so `diff -r` between revisions shows what a
+change does:
+
+    build/render/<env>/release.yaml   chart, version, release name, namespace, value layers
+    build/render/<env>/values.yaml    the merged values handed to Helm (they hold no secret)
+    build/render/<env>/overlay/       the GitOps objects (Namespace, PV/PVC, SealedSecrets, ...)
+    build/render/<env>/chart/         what the chart renders: <kind>-<name>.yaml
+
+The chart comes from CHART (a packaged .tgz or a chart directory), else from .cache/charts,
+else `helm pull` from the repository the HelmRelease/Application names (online). It must be the
+chart name and version the repository pins; CHART is cached under .cache/charts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from validate import (
+    BuildError,
+    argo_sources,
+    argo_values,
+    dig,
+    find,
+    find_kubectl,
+    helm_values,
+    kustomize_build,
+    load_answers,
+    ns_of,
+)
+
+DEFAULT_KUBE_VERSION = "1.34.0"  # `helm template` capabilities; EKS's current minor
+GENERATED_SUFFIX = re.compile(r"^(?P<base>.+)-[a-z0-9]{10}$")  # kustomize generator hash
+
+
+class RenderError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+@dataclass
+class Release:
+    """One Helm release as the GitOps engine will install it."""
+
+    env: str
+    name: str
+    namespace: str
+    chart: str
+    version: str
+    repo_url: str
+    values: dict
+    layers: list[str] = field(default_factory=list)  # where each values layer came from, in merge order
+    objects: list[str] = field(default_factory=list)  # raw overlay documents
+
+
+# ---------------------------------------------------------------- tools
+def find_helm(repo: Path) -> str:
+    for candidate in (os.environ.get("HELM"), str(repo / ".tools/bin/helm"), shutil.which("helm")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RenderError("no helm found: run `make tools` (installs helm v4 into .tools/bin) or set HELM")
+
+
+def helm_env(cache: Path) -> dict[str, str]:
+    """Helm keeps its repositories and caches in the repo's .cache, never in $HOME."""
+    homes = {f"HELM_{kind}_HOME": str(cache / "helm" / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}
+    return {**os.environ, **homes}
+
+
+# ---------------------------------------------------------------- what the engine installs
+def environments(repo: Path) -> list[str]:
+    overlays = repo / "deploy" / "overlays"
+    return sorted(p.name for p in overlays.iterdir() if p.is_dir()) if overlays.is_dir() else []
+
+
+def raw_documents(text: str) -> list[str]:
+    """A YAML stream split into its documents, text kept exactly as printed."""
+    docs = re.split(r"^---[ \t]*$\n?", text, flags=re.M)
+    return [d.strip("\n") + "\n" for d in docs if d.strip() and yaml.safe_load(d) is not None]
+
+
+def build(kubectl: str, target: Path, engine: str) -> tuple[list[dict], list[str]]:
+    try:
+        objs = kustomize_build(kubectl, target, root_only=engine == "argocd")
+    except (BuildError, OSError) as exc:
+        raise RenderError(f"kustomize build {target} failed: {exc}") from None
+    return objs, [yaml.safe_dump(o, sort_keys=False) for o in objs]
+
+
+def flux_release(repo: Path, env: str, objs: list[dict]) -> Release:
+    releases = [o for o in objs if o.get("kind") == "HelmRelease"]
+    if len(releases) != 1:
+        raise RenderError(f"deploy/overlays/{env} builds {len(releases)} HelmReleases; expected one")
+    hr = releases[0]
+    values, errors, warnings = helm_values(hr, objs)
+    if errors or warnings:
+        raise RenderError(f"HelmRelease values of {env}: " + "; ".join(errors + warnings))
+    spec = dig(hr, "spec.chart.spec") or {}
+    source = spec.get("sourceRef") or {}
+    source_ns = source.get("namespace") or ns_of(hr)
+    repository = find(objs, str(source.get("kind")), str(source.get("name")), source_ns)
+    layers = [f"valuesFrom {e.get('kind')}/{e.get('name')} key {e.get('valuesKey') or 'values.yaml'}"
+              for e in dig(hr, "spec.valuesFrom") or []] + (["spec.values"] if dig(hr, "spec.values") else [])
+    return Release(env=env, name=str(dig(hr, "spec.releaseName") or _flux_default_name(hr)),
+                   namespace=str(dig(hr, "spec.targetNamespace") or ns_of(hr)), chart=str(spec.get("chart")),
+                   version=str(spec.get("version", "")), repo_url=str(dig(repository or {}, "spec.url") or ""),
+                   values=values, layers=layers)
+
+
+def _flux_default_name(hr: dict) -> str:
+    target = dig(hr, "spec.targetNamespace")
+    return f"{target}-{dig(hr, 'metadata.name')}" if target else str(dig(hr, "metadata.name"))
+
+
+def argo_release(repo: Path, env: str, kubectl: str) -> Release:
+    objs, _ = build(kubectl, repo / "clusters" / env, "argocd")
+    for app in (o for o in objs if o.get("kind") == "Application"):
+        sources = argo_sources(app)
+        charts = [s for _, s in sources if s.get("chart")]
+        paths = {str(s.get("path", "")).strip("/") for _, s in sources}
+        if not charts or f"deploy/overlays/{env}" not in paths:
+            continue
+        src = charts[0]
+        refs = {str(s["ref"]) for _, s in sources if s.get("ref")}
+        values, errors = argo_values(src, refs, repo)
+        if values is None or errors:
+            raise RenderError(f"Application {dig(app, 'metadata.name')}: value files unreadable: {errors}")
+        helm = src.get("helm") or {}
+        layers = [f"valueFiles {f}" for f in helm.get("valueFiles") or []]
+        layers += [k for k in ("values", "valuesObject") if helm.get(k)]
+        return Release(env=env, name=str(helm.get("releaseName") or dig(app, "metadata.name")),
+                       namespace=str(dig(app, "spec.destination.namespace")), chart=str(src["chart"]),
+                       version=str(src.get("targetRevision", "")), repo_url=str(src.get("repoURL", "")),
+                       values=values, layers=layers)
+    raise RenderError(f"clusters/{env} has no Application deploying a chart with deploy/overlays/{env}")
+
+
+def release_of(repo: Path, env: str, kubectl: str) -> Release:
+    engine = str(load_answers(repo).get("gitops_engine") or "flux")
+    overlay = repo / "deploy" / "overlays" / env
+    if not overlay.is_dir():
+        raise RenderError(f"no environment {env!r}: {overlay} does not exist (have: {', '.join(environments(repo))})")
+    objs, raw = build(kubectl, overlay, engine)
+    release = flux_release(repo, env, objs) if engine == "flux" else argo_release(repo, env, kubectl)
+    release.objects = raw
+    return release
+
+
+# ---------------------------------------------------------------- the chart
+def chart_identity(path: Path) -> tuple[str, str]:
+    """(name, version) from Chart.yaml of a packaged chart or a chart directory."""
+    if path.is_dir():
+        meta = yaml.safe_load((path / "Chart.yaml").read_text())
+    else:
+        with tarfile.open(path) as tar:
+            member = next((m for m in tar.getmembers() if m.name.count("/") == 1
+                           and m.name.endswith("/Chart.yaml")), None)
+            if member is None:
+                raise RenderError(f"{path} is not a packaged Helm chart (no <chart>/Chart.yaml)")
+            meta = yaml.safe_load(tar.extractfile(member).read())  # type: ignore[union-attr]
+    return str(meta.get("name")), str(meta.get("version"))
+
+
+def resolve_chart(release: Release, given: Path | None, cache: Path, helm: str) -> Path:
+    cached = cache / "charts" / f"{release.chart}-{release.version}.tgz"
+    if given is not None:
+        if not given.exists():
+            raise RenderError(f"CHART={given} does not exist")
+        name, version = chart_identity(given)
+        if (name, version) != (release.chart, release.version):
+            raise RenderError(f"CHART={given} is {name} {version}, but {release.env} pins "
+                              f"{release.chart} {release.version}")
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        if given.is_dir():
+            _helm(helm, cache, "package", str(given), "--destination", str(cached.parent))
+        elif given.resolve() != cached.resolve():
+            shutil.copyfile(given, cached)
+        return cached
+    if cached.is_file():
+        return cached
+    if not release.repo_url:
+        raise RenderError(f"no chart repository for {release.env} and no CHART given")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _helm(helm, cache, "pull", release.chart, "--repo", release.repo_url, "--version", release.version,
+              "--destination", str(cached.parent))
+    except RenderError as exc:
+        raise RenderError(f"{exc}\n(offline? pass CHART=path to a copy of {release.chart} {release.version})") \
+            from None
+    return cached
+
+
+def _helm(helm: str, cache: Path, *args: str) -> str:
+    proc = subprocess.run([helm, *args], capture_output=True, text=True, env=helm_env(cache), timeout=600)
+    if proc.returncode != 0:
+        raise RenderError(f"helm {args[0]} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def helm_template(release: Release, chart: Path, helm: str, cache: Path, kube_version: str) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as values:
+        yaml.safe_dump(release.values, values, sort_keys=False)
+        values.flush()
+        return _helm(helm, cache, "template", release.name, str(chart), "--namespace", release.namespace,
+                     "--kube-version", kube_version, "--skip-tests", "--values", values.name)
+
+
+# ---------------------------------------------------------------- output
+def file_name(doc: dict, taken: set[str], generated: set[str]) -> str:
+    kind = str(doc.get("kind", "object")).lower()
+    name = str(dig(doc, "metadata.name", "unnamed"))
+    match = GENERATED_SUFFIX.match(name)
+    if doc.get("kind") in ("ConfigMap", "Secret") and match and match.group("base") in generated:
+        name = match.group("base")  # hash-suffixed generator output: keep one file across revisions
+    stem = f"{kind}-{name}"
+    if stem in taken:
+        stem = f"{stem}.{ns_of(doc) or 'cluster'}"
+    taken.add(stem)
+    return f"{stem}.yaml"
+
+
+def generator_names(repo: Path) -> set[str]:
+    names: set[str] = set()
+    for path in list(repo.glob("deploy/**/kustomization.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        for key in ("configMapGenerator", "secretGenerator"):
+            names |= {str(g.get("name")) for g in data.get(key) or [] if isinstance(g, dict)}
+    return names
+
+
+def write_objects(folder: Path, docs: list[str], generated: set[str]) -> int:
+    folder.mkdir(parents=True)
+    taken: set[str] = set()
+    for text in docs:
+        (folder / file_name(yaml.safe_load(text), taken, generated)).write_text(text)
+    return len(docs)
+
+
+@dataclass(frozen=True)
+class Options:
+    kubectl: str
+    helm: str
+    chart: Path | None  # CHART=
+    cache: Path  # the repo's .cache: charts and Helm's homes
+    kube_version: str
+
+
+def render_env(repo: Path, env: str, out: Path, opts: Options) -> str:
+    release = release_of(repo, env, opts.kubectl)
+    chart_file = resolve_chart(release, opts.chart, opts.cache, opts.helm)
+    rendered = raw_documents(helm_template(release, chart_file, opts.helm, opts.cache, opts.kube_version))
+    target = out / env
+    shutil.rmtree(target, ignore_errors=True)
+    generated = generator_names(repo)
+    counts = (write_objects(target / "overlay", release.objects, generated),
+              write_objects(target / "chart", rendered, generated))
+    (target / "values.yaml").write_text(yaml.safe_dump(release.values, sort_keys=True))
+    meta = {"environment": env, "chart": release.chart, "version": release.version,
+            "repository": release.repo_url, "release": release.name, "namespace": release.namespace,
+            "kubeVersion": opts.kube_version, "valueLayers": release.layers}
+    (target / "release.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    return (f"render: {env}: {release.chart} {release.version} as {release.name} in {release.namespace}: "
+            f"{counts[1]} chart objects, {counts[0]} overlay objects -> {target}")
+
+
+def render(repo: Path, envs: list[str], out: Path, opts: Options) -> None:
+    for env in envs or environments(repo):
+        print(render_env(repo, env, out, opts), flush=True)
+
+
+# ---------------------------------------------------------------- diff
+def export_revision(repo: Path, rev: str, dest: Path) -> None:
+    """The tree of `rev` as plain files (git archive: no worktree bookkeeping left behind)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", rev], capture_output=True)
+    if archive.returncode != 0:
+        raise RenderError(f"git archive {rev} failed: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.9.17/3.10.12/3.11.4
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
+
+
+def diff(repo: Path, envs: list[str], base: str, out: Path, opts: Options) -> int:
+    """Render `base` (with this script, so old revisions need none) and the working tree, then diff."""
+    base_tree = opts.cache / "diff" / "tree"
+    export_revision(repo, base, base_tree)
+    left_root, right_root = out.parent / f"{out.name}-base", out
+    envs = envs or environments(repo)
+    changed = 0
+    for env in envs:
+        if (base_tree / "deploy" / "overlays" / env).is_dir():
+            print(render_env(base_tree, env, left_root, opts), flush=True)
+        else:  # a new environment: everything is added
+            shutil.rmtree(left_root / env, ignore_errors=True)
+            (left_root / env).mkdir(parents=True)
+        print(render_env(repo, env, right_root, opts), flush=True)
+        proc = subprocess.run(["diff", "-ruN", os.path.relpath(left_root / env, out.parent),
+                               os.path.relpath(right_root / env, out.parent)],
+                              capture_output=True, text=True, cwd=out.parent)
+        if proc.returncode > 1:
+            raise RenderError(f"diff failed: {proc.stderr.strip()}")
+        sys.stdout.write(proc.stdout)
+        changed += sum(1 for line in proc.stdout.splitlines() if line.startswith("diff -ruN "))
+    print(f"diff: {base} -> working tree: {changed} rendered file(s) differ ({', '.join(envs)})")
+    return 0
+
+
+# ---------------------------------------------------------------- cli
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", choices=("render", "diff"), default="render")
+    parser.add_argument("--env", action="append", default=[], help="environment (default: every overlay)")
+    parser.add_argument("--chart", type=Path, help="chart .tgz or directory (default: cache, then helm pull)")
+    parser.add_argument("--base", help="diff: git revision to compare the working tree with")
+    parser.add_argument("--repo", type=Path, default=Path.cwd())
+    parser.add_argument("--out", type=Path, help="output root (default: <repo>/build/render)")
+    parser.add_argument("--kube-version", default=os.environ.get("KUBE_VERSION", DEFAULT_KUBE_VERSION))
+    args = parser.parse_args(argv)
+    repo = args.repo.resolve()
+    out = (args.out or repo / "build" / "render").resolve()
+    try:
+        kubectl = find_kubectl(repo)
+        if kubectl is None:
+            raise RenderError("no kubectl >= 1.27 found: run `make tools` (or set KUBECTL)")
+        opts = Options(kubectl=kubectl, helm=find_helm(repo), chart=args.chart.resolve() if args.chart else None,
+                       cache=repo / ".cache", kube_version=args.kube_version)
+        if args.command == "diff":
+            if not args.base:
+                raise RenderError("diff needs BASE=<git revision>, e.g. make diff ENV=dev BASE=main")
+            return diff(repo, args.env, args.base, out, opts)
+        render(repo, args.env, out, opts)
+    except RenderError as exc:
+        print(f"render: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
