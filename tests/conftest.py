@@ -107,8 +107,15 @@ def copy_project(template_src: Path) -> Callable[..., Path]:
     return run
 
 
+def helm_path() -> Path:
+    path = Path(os.environ.get("HELM", ROOT / ".tools/bin/helm"))
+    if not path.exists():
+        skip_or_fail(f"helm not found at {path}: run `make setup` first")
+    return path
+
+
 def validate_env() -> dict[str, str]:
-    env = dict(os.environ, KUBECTL=str(kubectl_path()))
+    env = dict(os.environ, KUBECTL=str(kubectl_path()), HELM=str(helm_path()))
     if (SHARED / "schemas").is_dir():
         env["AIRFLOW_GITOPS_SCHEMA_DIR"] = str(SHARED / "schemas")
     if (SHARED / "chart").is_dir():

@@ -1,0 +1,355 @@
+"""One environment of a generated repository, deployed into a sandbox and driven like a cluster.
+
+    with Deployment(repo, "dev", workdir, airflow_python, controller_key) as dep:
+        dep.render(chart)             # the repository's own `make render`
+        dep.start_services()          # RDS, ElastiCache stand-ins
+        dep.publish_dags()            # scripts/sync_dags.py publish onto the DAG volume
+        dep.start("airflow-pgbouncer") ...
+
+The SealedSecrets are decrypted with the throwaway controller key the test sealed them for,
+exactly as the controller would produce the Secrets. Nothing is edited in the render: the
+sandbox's /etc/hosts points the endpoint names at its loopback, and the servers listen on the
+rendered ports.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .pods import KUBERNETES_SERVICE, Cluster, Container, Pod, airflow_image, build_pod, execute, pgbouncer_image, start
+from .rendered import Mount, Objects, Rendered
+from .sandbox import HarnessError, Process, Sandbox, wait_for
+from .services import Postgres, Redis
+from .tls import CertificateAuthority
+
+
+def timed(method: Callable[..., T]) -> Callable[..., T]:
+    """Record each step's wall time: the harness prints them, the closing notes quote them."""
+    @functools.wraps(method)
+    def wrapper(self: Deployment, *args: Any, **kwargs: Any) -> T:
+        started = time.monotonic()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            label = " ".join([method.__name__, *(str(a) for a in args[:1] if isinstance(a, str))])
+            self.timings.append((label, time.monotonic() - started))
+    return wrapper
+
+
+STATEFUL_POD = "{name}-0"
+DEPLOYMENT_POD = "{name}-5d8f7c9b6-x2k4q"  # replica-set hash + pod suffix, as a Deployment names its pods
+T = TypeVar("T")
+RELEASE_TIMEOUT = float(os.environ.get("AIRFLOW_RUNTIME_TIMEOUT", "240"))
+
+
+@dataclass
+class Boot:
+    thread: threading.Thread
+    done: threading.Event = field(default_factory=threading.Event)
+    processes: list[Process] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def unseal(key: Any, sealed_secret: dict) -> tuple[str, dict[str, str]]:
+    """What the sealed-secrets controller makes of one SealedSecret: (Secret name, data)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from controller import unseal_object  # tests/controller.py: the controller's decryption
+
+    template = sealed_secret["spec"].get("template") or {}
+    plain = {k: str(v) for k, v in (template.get("data") or {}).items()}
+    if any("{{" in v for v in plain.values()):
+        raise HarnessError("SealedSecret template.data Go templates are not emulated")
+    name = (template.get("metadata") or {}).get("name") or sealed_secret["metadata"]["name"]
+    return name, {**plain, **unseal_object(key, sealed_secret)}
+
+
+class Deployment:
+    def __init__(self, repo: Path, env: str, workdir: Path, airflow_python: Path, controller_key: Any, *,
+                 tool_env: dict[str, str], redis_tls: bool | None = None, redis_password: str | None = None) -> None:
+        self.repo, self.env, self.workdir, self.tool_env = repo, env, workdir, tool_env
+        self.airflow_python, self.key = airflow_python, controller_key
+        self.answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+        # The ElastiCache stand-in follows the answers unless the test says otherwise.
+        self.server_tls = self.answers.get("redis_tls", True) if redis_tls is None else redis_tls
+        self.server_password = redis_password
+        self.sandbox = Sandbox(workdir)
+        self.ca = CertificateAuthority(workdir / "ca")
+        self.pods: dict[str, Pod] = {}
+        self.timings: list[tuple[str, float]] = []
+        self._started_at = time.monotonic()
+        self.boots: dict[str, Boot] = {}
+        self.efs = workdir / "efs"
+        self.efs.mkdir()
+        os.chown(self.efs, 50000, 0)  # an EFS access point with PosixUser 50000:0 (README)
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sandbox.close()
+        steps = ", ".join(f"{label} {seconds:.1f}s" for label, seconds in self.timings)
+        print(f"runtime: {self.repo.name}/{self.env}: {time.monotonic() - self._started_at:.1f}s ({steps})")
+
+    # ------------------------------------------------------------ the repository's own tools
+    def make(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["make", "-s", "-C", str(self.repo), *args, f"TOOLS_PYTHON={sys.executable}"],
+                              capture_output=True, text=True, timeout=timeout, env=self.tool_env)
+
+    @timed
+    def render(self, chart: Path) -> Rendered:
+        proc = self.make("render", f"ENV={self.env}", f"CHART={chart}")
+        if proc.returncode != 0:
+            raise HarnessError(f"make render failed:\n{proc.stdout}{proc.stderr}")
+        self.rendered = Rendered(self.repo / "build" / "render" / self.env)
+        unsealed = dict(unseal(self.key, s) for s in self.rendered.sealed_secrets())
+        self.objects = Objects.from_render(self.rendered, unsealed)
+        return self.rendered
+
+    # ------------------------------------------------------------ AWS stand-ins
+    def endpoint_names(self) -> list[str]:
+        namespace, names = self.rendered.release["namespace"], [self.answers["rds_host"]]
+        if self.answers.get("redis_host"):
+            names.append(self.answers["redis_host"])
+        for svc in self.rendered.kinds("Service"):
+            base = svc["metadata"]["name"]
+            names += [base, f"{base}.{namespace}", f"{base}.{namespace}.svc", f"{base}.{namespace}.svc.cluster.local"]
+        return names
+
+    @timed
+    def start_services(self) -> None:
+        a = self.answers
+        db = self.objects.secrets["airflow-db"]
+        self.postgres = Postgres(self.sandbox, self.ca, a["rds_host"], int(a["rds_port"]))
+        self.postgres.create_login(db["username"], db["password"], a["rds_database"])
+        self.redis = None
+        if a.get("redis_host"):
+            password = self.server_password
+            if password is None and a.get("redis_auth", True):
+                password = self.objects.secrets["airflow-redis"]["password"]
+            self.redis = Redis(self.sandbox, self.ca, a["redis_host"], int(a["redis_port"]), tls=self.server_tls,
+                               password=password)
+        if "Kubernetes" in a["executor"]:
+            self.start_kube_api()
+        images = {"apache/airflow": airflow_image(self.airflow_python),
+                  "pgbouncer": pgbouncer_image(self.airflow_python)}
+        self.cluster = Cluster(self.objects, {"airflow-dags": self.efs}, self.endpoint_names(),
+                               self.rendered.release["namespace"], self.ca.bundle, images, self.workdir)
+
+    def start_kube_api(self) -> None:
+        """The API stand-in (kubeapi.py) at the in-cluster address: reads answered, pods recorded."""
+        address, port = KUBERNETES_SERVICE["KUBERNETES_SERVICE_HOST"], KUBERNETES_SERVICE["KUBERNETES_SERVICE_PORT"]
+        self.sandbox.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"]).check_returncode()
+        cert = self.ca.issue("kube-apiserver", [address, "kubernetes.default.svc"])
+        self.created_pods = self.workdir / "kube-api-pods"
+        self.created_pods.mkdir()
+        proc = self.sandbox.spawn("kube-api", [sys.executable, str(Path(__file__).with_name("kubeapi.py")), address,
+                                               port, str(cert.cert), str(cert.key), str(self.created_pods)])
+        wait_for("Kubernetes API stand-in serving", lambda: "serving" in proc.text(), 20, evidence=proc.tail)
+
+    def task_pods(self) -> list[dict]:
+        """Pods the KubernetesExecutor asked the API to create, in order."""
+        import json
+
+        return [json.loads(p.read_text()) for p in sorted(self.created_pods.glob("pod-*.json"))]
+
+    # ------------------------------------------------------------ DAGs (what the Jenkins job does)
+    @timed
+    def publish_dags(self, source: str = "dags") -> subprocess.CompletedProcess[str]:
+        """The Jenkinsfile's publish step in its agent pod: the Airflow image as uid 50000, the DAG
+        claim read-write at /opt/efs, the checkout as the workspace."""
+        workspace = "/home/jenkins/agent/workspace/publish-dags"
+        agent = Container("airflow-dag-publisher", "airflow",
+                          ["python", "scripts/sync_dags.py", "publish", "--source", source,
+                           "--root", "/opt/efs/dags", "--revision", "harness", "--stats"],
+                          {"HOME": workspace}, [Mount("/opt/efs", self.efs, False), Mount(workspace, self.repo, True)],
+                          50000, 0, [0], airflow_image(self.airflow_python))
+        proc = execute(self.sandbox, self.cluster, agent, agent.argv, name="publish")
+        if proc.returncode != 0:
+            raise HarnessError(f"sync_dags.py publish failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+        return proc
+
+    # ------------------------------------------------------------ pods
+    def pod(self, workload: str) -> Pod:
+        if workload not in self.pods:
+            obj = self.rendered.find("Deployment", workload) or self.rendered.get("StatefulSet", workload)
+            pattern = STATEFUL_POD if obj["kind"] == "StatefulSet" else DEPLOYMENT_POD
+            self.pods[workload] = build_pod(self.cluster, obj, pattern.format(name=workload))
+        return self.pods[workload]
+
+    def start(self, workload: str, *, init_attempts: int = 3, skip: tuple[str, ...] = (),
+              obj: dict | None = None) -> Pod:
+        """Schedule the pod: its init containers run in order (retried like the kubelet does), then
+        every container starts; pods boot concurrently, as on a node. `obj`: a Pod the API received."""
+        if obj is not None:
+            self.pods[workload] = build_pod(self.cluster, obj, obj["metadata"]["name"])
+        pod = self.pod(workload)
+        boot = Boot(threading.Thread(target=self._boot, args=(workload, pod, init_attempts, skip), daemon=True))
+        self.boots[workload] = boot
+        boot.thread.start()
+        return pod
+
+    def _boot(self, workload: str, pod: Pod, attempts: int, skip: tuple[str, ...]) -> None:
+        boot = self.boots[workload]
+        try:
+            for init in pod.init_containers:
+                self._run_init(init, attempts)
+            boot.processes = [start(self.sandbox, self.cluster, c) for c in pod.containers if c.name not in skip]
+        except BaseException as exc:  # reported by running()
+            boot.error = exc
+        finally:
+            boot.done.set()
+
+    def _run_init(self, c: Container, attempts: int) -> None:
+        for attempt in range(1, attempts + 1):
+            proc = execute(self.sandbox, self.cluster, c, c.argv, name=f"init{attempt}", timeout=RELEASE_TIMEOUT)
+            if proc.returncode == 0:
+                return
+            if attempt == attempts:
+                raise HarnessError(f"init container {c.label} failed {attempts} times (exit {proc.returncode}):\n"
+                                   f"{(proc.stdout + proc.stderr)[-3000:]}")
+            time.sleep(2 * attempt)
+
+    @timed
+    def running(self, workload: str, timeout: float = RELEASE_TIMEOUT) -> list[Process]:
+        """Wait until the pod's init containers are done and its containers started."""
+        boot = self.boots[workload]
+        if not boot.done.wait(timeout):
+            raise HarnessError(f"pod {workload}: init containers still running after {timeout:g} s")
+        if boot.error is not None:
+            raise boot.error
+        return boot.processes
+
+    def process(self, workload: str, container: str | None = None) -> Process:
+        procs = self.running(workload)
+        return next(p for p in procs if container is None or p.name.endswith(f".{container}"))
+
+    def exec(self, workload: str, argv: list[str], container: str | None = None,
+             timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        pod = self.pod(workload)
+        c = pod.container(container) if container else pod.containers[0]
+        return execute(self.sandbox, self.cluster, c, argv, timeout=timeout)
+
+    @timed
+    def probe(self, workload: str, kind: str = "liveness", container: str | None = None) -> None:
+        pod = self.pod(workload)
+        c = pod.container(container) if container else pod.containers[0]
+        if kind not in c.probes:
+            raise HarnessError(f"{c.label} has no {kind} exec probe")
+        proc = execute(self.sandbox, self.cluster, c, c.probes[kind], name=f"{kind}-probe")
+        if proc.returncode != 0:
+            raise HarnessError(f"the {kind} probe of {c.label} fails (exit {proc.returncode}): the kubelet would "
+                               f"restart it:\n{(proc.stdout + proc.stderr)[-2000:]}")
+
+    @timed
+    def wait_log(self, workload: str, text: str, timeout: float, *, container: str | None = None,
+                 fatal: dict[str, str] | None = None) -> None:
+        """Wait for `text` in a container's output; a `fatal` marker fails at once with its meaning."""
+        proc = self.process(workload, container)
+
+        def fail_fast() -> str | None:
+            log = proc.text()
+            for marker, meaning in (fatal or {}).items():
+                if marker in log:
+                    line = next(ln for ln in log.splitlines() if marker in ln)
+                    return f"{meaning}: {line.strip()[:400]}"
+            return None if proc.alive() else f"{proc.name} exited ({proc.popen.returncode})"
+
+        wait_for(f"{proc.name} logs {text!r}", lambda: text in proc.text(), timeout, evidence=proc.tail,
+                 fail_fast=fail_fast)
+
+    # ------------------------------------------------------------ Airflow, through its database
+    def sql(self, query: str) -> str:
+        return self.postgres.psql(query, db=self.answers["rds_database"])
+
+    @timed
+    def wait_dag(self, dag_id: str, timeout: float) -> None:
+        wait_for(f"DAG {dag_id} parsed into the metadata DB",
+                 lambda: self._table_has("dag", f"dag_id = '{dag_id}' AND NOT is_active = false"), timeout,
+                 evidence=lambda: self.process("airflow-scheduler").tail(40))
+
+    @timed
+    def wait_for_sql(self, query: str, expected: str, timeout: float) -> None:
+        def check() -> bool:
+            try:
+                return self.sql(query) == expected
+            except HarnessError:
+                return False
+        wait_for(f"{query!r} returns {expected!r}", check, timeout, evidence=lambda: self.sql(query))
+
+    def _table_has(self, table: str, where: str) -> bool:
+        try:
+            return self.sql(f"SELECT count(*) FROM {table} WHERE {where}") not in ("", "0")
+        except HarnessError:  # before the migrations created it
+            return False
+
+    @timed
+    def trigger(self, dag_id: str) -> str:
+        proc = self.exec("airflow-scheduler", ["bash", "-c", f"airflow dags unpause {dag_id} && "
+                                                             f"airflow dags trigger {dag_id} -r harness-run"])
+        if proc.returncode != 0:
+            raise HarnessError(f"airflow dags trigger {dag_id} failed:\n{proc.stdout}{proc.stderr}")
+        return "harness-run"
+
+    @timed
+    def wait_run(self, dag_id: str, run_id: str, timeout: float, evidence_from: tuple[str, ...]) -> str:
+        def state() -> str:
+            return self.sql(f"SELECT state FROM dag_run WHERE dag_id = '{dag_id}' AND run_id = '{run_id}'")
+
+        def evidence() -> str:
+            tis = self.sql(f"SELECT task_id, state, hostname, queue FROM task_instance WHERE run_id = '{run_id}'")
+            logs = "\n".join(f"--- {w}\n{self.process(w).tail(30)}" for w in evidence_from)
+            return f"task instances: {tis or 'none'}\n{logs}"
+
+        wait_for(f"DAG run {dag_id}/{run_id} finished", lambda: state() in ("success", "failed"), timeout,
+                 evidence=evidence, interval=1.0)
+        final = state()
+        if final != "success":
+            raise HarnessError(f"DAG run {dag_id}/{run_id} ended {final}\n{evidence()}")
+        return final
+
+    def connection_extra(self, conn_id: str) -> tuple[bool, str]:
+        row = self.sql(f"SELECT is_extra_encrypted, extra FROM connection WHERE conn_id = '{conn_id}'")
+        if not row:
+            raise HarnessError(f"connection {conn_id} is not in the metadata DB")
+        encrypted, _, extra = row.partition("|")
+        return encrypted == "t", extra
+
+
+def fernet_decrypt(key: str, token: str) -> str:
+    from cryptography.fernet import Fernet, MultiFernet
+
+    keys = [Fernet(k.strip()) for k in key.split(",") if k.strip()]
+    return MultiFernet(keys).decrypt(token.encode()).decode()
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def make_workdir(prefix: str) -> Path:
+    """A traversable directory outside pytest's 0700 tmp: the containers' users must reach volumes."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix=f"airflow-runtime-{prefix}-"))
+    path.chmod(0o755)
+    return path
+
+
+def remove_workdir(path: Path) -> None:
+    if os.environ.get("AIRFLOW_RUNTIME_KEEP") == "1":  # keep logs and pod files for a post-mortem
+        print(f"runtime: kept {path}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
