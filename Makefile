@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 KUBECTL := $(CURDIR)/.tools/bin/kubectl
+HELM := $(CURDIR)/.tools/bin/helm
 # Jenkinsfile linter: 16.2.0 is the last release that runs on Node 20 (with Java 17).
 GROOVY_LINT := $(CURDIR)/.tools/npm/node_modules/.bin/npm-groovy-lint
 # Reference data beside the checkout (schemas, chart values); optional outside CI.
@@ -14,7 +15,7 @@ SHARED ?= $(abspath ../shared)
 DEMO_DIR ?= build/demo
 PYTEST_ARGS ?= -n 2
 
-export KUBECTL GROOVY_LINT
+export KUBECTL HELM GROOVY_LINT
 ifneq ($(wildcard $(SHARED)/schemas),)
 export AIRFLOW_GITOPS_SCHEMA_DIR := $(SHARED)/schemas
 export AIRFLOW_CHART_VALUES := $(SHARED)/chart/airflow-8.9.0-values.yaml
@@ -68,8 +69,8 @@ release: ## tag v$(VERSION) from pyproject.toml once CHANGELOG.md has its sectio
 	git tag -a v$(VERSION) -m "airflow-eks-gitops $(VERSION)"
 	@echo "release: tagged v$(VERSION); push it with: git push origin v$(VERSION)"
 
-bench: setup ## benchmark the DAG publisher against cp -a (one run, side-by-side table)
-	$(PY) benchmarks/bench_sync_dags.py
+bench: setup ## DAG publisher vs cp -a and rsync -a: 1 ms FUSE latency fs (root, /dev/fuse) and local disk
+	$(PY) benchmarks/bench_sync_dags.py $(BENCH_ARGS)
 
 clean: ## remove build output (keeps .venv and .tools)
 	rm -rf build .pytest_cache
