@@ -284,6 +284,15 @@ def jenkins_credentials_id(value: Any) -> str:
                     "must be empty or a Jenkins credentials ID (letters, digits, '.', '_', '-')", optional=True)
 
 
+def jenkins_service_account(value: Any) -> str:
+    err = _matches("jenkins_service_account", value,
+                   r"[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?",
+                   "must be <namespace>/<name> of a Kubernetes ServiceAccount, e.g. jenkins/jenkins")
+    if not err and len(value.split("/")[0]) > 63:
+        err = "jenkins_service_account: the namespace part must be at most 63 characters"
+    return err
+
+
 RULES: dict[str, Callable[..., str]] = {
     "project_name": project_name,
     "chart_version": chart_version,
@@ -314,6 +323,7 @@ RULES: dict[str, Callable[..., str]] = {
     "git_repo_url": git_url("git_repo_url"),
     "git_revision": branch("git_revision"),
     "dags_repo_credentials_id": jenkins_credentials_id,
+    "jenkins_service_account": jenkins_service_account,
 }
 
 

@@ -25,7 +25,7 @@ PRIMARY = ".copier-answers.yml"
 # Answers that must be identical in every answers file (see copier.yml).
 REPO_WIDE = ("project_name", "gitops_engine", "git_repo_url", "git_revision", "chart_version",
              "airflow_image_repository", "airflow_image_tag", "executor", "extra_pip_packages",
-             "dags_repo_url", "dags_repo_branch", "dags_repo_credentials_id")
+             "dags_repo_url", "dags_repo_branch", "dags_repo_credentials_id", "jenkins_service_account")
 MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.M)
 
 
