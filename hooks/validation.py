@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -25,8 +26,10 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # airflow-helm 8.9.0 supports Airflow 2.0-2.9 only (no 2.10, no 3.x): REFERENCE §0, §1.2.
 IMAGE_TAG = re.compile(r"^2\.[0-9]\.[0-9]+(-python3\.[0-9]{1,2})?$")
+ACM_ARN = r"arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]{36}"
 ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")
 EXECUTORS = ("CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor")
+CHART_VERSIONS = ("8.9.0",)  # airflow-helm releases whose values and rules this template encodes
 RELEASE_NAME_MAX = 40  # chart rule: "The `.Release.name` must be <= 40 characters"
 
 
@@ -64,23 +67,74 @@ def environment(value: Any, dst_path: Any = None, answers_file: Any = None) -> s
         return err
     dst = Path(str(dst_path))
     answers = dst / str(answers_file)
-    recorded = _recorded_environment(answers)
+    recorded = _answers(answers).get("environment")
     if recorded is not None and recorded != value:
         return (f"environment: {answers.name} belongs to environment {recorded!r}; to add {value!r} "
                 f"run copier copy with -a .copier-answers.{value}.yml")
+    if recorded == value and copier_operation() == "copy" and os.environ.get(RECOPY_ENV) != "1":
+        # copier copy over an existing environment (--overwrite) would replace the user's edits.
+        return (f"environment {value!r} already exists in {dst} ({answers.name}): copier copy would overwrite "
+                f"your edits. Change it with `make update` (or copier update); for copier recopy set {RECOPY_ENV}=1")
     if recorded is None and (dst / "deploy" / "overlays" / value).exists():
         return (f"environment {value!r} already exists in {dst} (deploy/overlays/{value}); "
                 "use copier update to change it, or pick another name")
     return ""
 
 
-def _recorded_environment(answers: Path) -> str | None:
-    if not answers.is_file():
+RECOPY_ENV = "AIRFLOW_GITOPS_RECOPY"
+
+
+def copier_operation() -> str | None:
+    """copy or update: Copier exposes it to templates only in _tasks/_exclude, so read its context."""
+    try:
+        from copier._main import _operation  # copier 9.19 (pinned): a ContextVar set by run_copy/run_update
+    except ImportError:
         return None
+    return _operation.get(None)
+
+
+def _answers(path: Path) -> dict:
+    if not path.is_file():
+        return {}
     import yaml  # copier depends on PyYAML
 
-    data = yaml.safe_load(answers.read_text()) or {}
-    return data.get("environment")
+    data = yaml.safe_load(path.read_text()) or {}
+    return data if isinstance(data, dict) else {}
+
+
+def _other_environments(dst_path: Any, answers_file: Any) -> list[tuple[str, dict]]:
+    """(file name, answers) of the repository's other environments (none in update's temp copies)."""
+    if not dst_path:
+        return []
+    dst = Path(str(dst_path))
+    return [(p.name, a) for p in sorted(dst.glob(".copier-answers*.yml"))
+            if p.name != str(answers_file) and (a := _answers(p)).get("environment")]
+
+
+def namespace(value: Any, cluster: Any = None, dst_path: Any = None, answers_file: Any = None) -> str:
+    """Unique per cluster: two environments in one namespace share the release, the PV and the Secrets."""
+    err = dns_label("namespace", 63)(value)
+    for name, other in [] if err else _other_environments(dst_path, answers_file):
+        if other.get("namespace") == value and other.get("eks_cluster_name") == cluster:
+            return (f"namespace {value!r} is already environment {other['environment']!r}'s on cluster "
+                    f"{cluster!r} ({name}): two environments in one namespace would share the Helm release, "
+                    "the DAG volume and the Secrets; pick another namespace")
+    return err
+
+
+def s3_log_prefix(value: Any, bucket: Any = None, dst_path: Any = None, answers_file: Any = None) -> str:
+    err = _matches("s3_log_prefix", value, r"[A-Za-z0-9!_.*()-]+(/[A-Za-z0-9!_.*()-]+)*",
+                   "must be a key prefix like airflow/dev/logs: S3-safe characters, "
+                   "'/'-separated, no leading or trailing '/'", optional=True)
+    for name, other in [] if err else _other_environments(dst_path, answers_file):
+        mine, theirs = str(value or "").strip("/"), str(other.get("s3_log_prefix") or "").strip("/")
+        overlapping = mine == theirs or mine.startswith(theirs + "/") or theirs.startswith(mine + "/") \
+            or not mine or not theirs
+        if other.get("s3_log_bucket") == bucket and overlapping:
+            return (f"s3_log_prefix {value!r} overlaps environment {other['environment']!r}'s "
+                    f"{other.get('s3_log_prefix')!r} in bucket {bucket!r} ({name}): task logs of the two "
+                    "environments would mix; pick a prefix of its own")
+    return err
 
 
 def dns_label(field: str, max_len: int = 63) -> Callable[[Any], str]:
@@ -94,8 +148,12 @@ def dns_label(field: str, max_len: int = 63) -> Callable[[Any], str]:
 
 
 def chart_version(value: Any) -> str:
-    return _matches("chart_version", value, r"[0-9]+\.[0-9]+\.[0-9]+",
-                    "must be an exact chart version like 8.9.0 (GitOps pins, never ranges)")
+    err = _matches("chart_version", value, r"[0-9]+\.[0-9]+\.[0-9]+",
+                   "must be an exact chart version like 8.9.0 (GitOps pins, never ranges)")
+    if not err and value not in CHART_VERSIONS:
+        err = (f"chart_version {value!r} is not one this template knows the rules of: use one of "
+               f"{', '.join(CHART_VERSIONS)}")
+    return err
 
 
 def image_repository(value: Any) -> str:
@@ -158,9 +216,12 @@ def efs_file_system_id(value: Any) -> str:
 
 
 def efs_access_point_id(value: Any) -> str:
+    if value in (None, ""):
+        return ("efs_access_point_id is required: without an access point the file system root is owned by "
+                "root (0755) and the DAG publisher (uid 50000) gets EACCES. Create one with PosixUser "
+                "Uid=50000,Gid=0 and a root directory created as 50000:0 mode 0755 (README: Before the first deploy)")
     return _matches("efs_access_point_id", value, r"fsap-[0-9a-f]{8,40}",
-                    "must be empty or look like fsap-0123456789abcdef0 ('fsap-' + 8-40 lowercase hex)",
-                    optional=True)
+                    "must look like fsap-0123456789abcdef0 ('fsap-' + 8-40 lowercase hex)")
 
 
 def _aws_host(field: str, suffix: str, service: str) -> Callable[[Any], str]:
@@ -177,10 +238,27 @@ def _aws_host(field: str, suffix: str, service: str) -> Callable[[Any], str]:
     return rule
 
 
+def redis_host(value: Any) -> str:
+    err = _aws_host("redis_host", ".cache.amazonaws.com", "ElastiCache primary")(value)
+    if not err and value.startswith("clustercfg."):
+        err = (f"redis_host {value!r} is a cluster-mode-enabled configuration endpoint: Celery's Redis "
+               "transport needs a replication group with cluster mode disabled (its primary endpoint)")
+    return err
+
+
 def port(field: str) -> Callable[[Any], str]:
     def rule(value: Any) -> str:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
             return f"{field} {value!r} is invalid: must be an integer port between 1 and 65535"
+        return ""
+    return rule
+
+
+def boolean(field: str) -> Callable[..., str]:
+    def rule(value: Any, *_: Any) -> str:
+        if not isinstance(value, bool):
+            return f"{field} {value!r} is invalid: answer true or false"
         return ""
     return rule
 
@@ -197,6 +275,8 @@ def pg_identifier(field: str) -> Callable[[Any], str]:
 
 def redis_auth(value: Any, tls: Any = True) -> str:
     # ElastiCache enables AUTH only on replication groups with in-transit encryption.
+    if err := boolean("redis_auth")(value):
+        return err
     if value is True and tls is False:
         return ("redis_auth needs redis_tls: ElastiCache only accepts an AUTH token on a replication "
                 "group with in-transit encryption (answer redis_tls=true, or redis_auth=false)")
@@ -226,12 +306,6 @@ def _is_ip(value: str) -> bool:
     return True
 
 
-def s3_log_prefix(value: Any) -> str:
-    return _matches("s3_log_prefix", value, r"[A-Za-z0-9!_.*()-]+(/[A-Za-z0-9!_.*()-]+)*",
-                    "must be a key prefix like airflow/dev/logs: S3-safe characters, "
-                    "'/'-separated, no leading or trailing '/'", optional=True)
-
-
 def irsa_role_arn(value: Any, account_id: Any = None) -> str:
     err = _matches("irsa_role_arn", value, ROLE_ARN.pattern,
                    "must be an IAM role ARN like arn:aws:iam::123456789012:role/airflow-dev")
@@ -250,7 +324,25 @@ def web_hostname(value: Any) -> str:
                    optional=True)
     if not err and value and "." not in value:
         err = f"web_hostname {value!r} is invalid: must be a fully qualified DNS name like airflow.example.com"
+    if not err and value and (_is_ip(value) or value.rsplit(".", 1)[-1].isdigit()):
+        err = (f"web_hostname {value!r} is an IP address: the ALB serves a DNS name (with its ACM "
+               "certificate); give the host name users open")
     return err
+
+
+def web_certificate_arn(value: Any, region: Any = None, account: Any = None) -> str:
+    err = _matches("web_certificate_arn", value, ACM_ARN,
+                   "must be an ACM certificate ARN like "
+                   "arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab")
+    if err:
+        return err
+    cert_region, cert_account = value.split(":")[3:5]
+    if region and cert_region != region:
+        return (f"web_certificate_arn is in {cert_region}, but the ALB is in aws_region {region}: "
+                "ACM certificates are regional")
+    if account and cert_account != str(account):
+        return f"web_certificate_arn is in account {cert_account}, not aws_account_id {account}"
+    return ""
 
 
 def dags_repo_url(value: Any) -> str:
@@ -304,14 +396,18 @@ RULES: dict[str, Callable[..., str]] = {
     "aws_region": aws_region,
     "aws_account_id": aws_account_id,
     "eks_cluster_name": eks_cluster_name,
-    "namespace": dns_label("namespace", 63),
+    "namespace": namespace,
     "efs_file_system_id": efs_file_system_id,
     "efs_access_point_id": efs_access_point_id,
     "rds_host": _aws_host("rds_host", ".rds.amazonaws.com", "RDS"),
     "rds_port": port("rds_port"),
     "rds_database": pg_identifier("rds_database"),
     "rds_user": pg_identifier("rds_user"),
-    "redis_host": _aws_host("redis_host", ".cache.amazonaws.com", "ElastiCache primary"),
+    "redis_host": redis_host,
+    "redis_tls": boolean("redis_tls"),
+    "production_like": boolean("production_like"),
+    "rds_tls_verify": boolean("rds_tls_verify"),
+    "web_certificate_arn": web_certificate_arn,
     "redis_port": port("redis_port"),
     "redis_auth": redis_auth,
     "s3_log_bucket": s3_log_bucket,
@@ -360,6 +456,18 @@ def groovy_str(value: Any) -> str:
     return f"'{text}'"
 
 
+REMOTE_SOURCE = re.compile(r"^([a-z][a-z0-9+.-]*://|gh:|gl:|[\w.-]+@[\w.-]+:)")
+
+
+def absolute_src(answers: dict[str, Any]) -> dict[str, Any]:
+    """The answers with `_src_path` made absolute: Copier stores a local template path as typed
+    (`.`), and a later update, run from the project, would look for the template there."""
+    src = str(answers.get("_src_path", ""))
+    if not src or REMOTE_SOURCE.match(src) or os.path.isabs(os.path.expanduser(src)):
+        return answers
+    return {**answers, "_src_path": os.path.abspath(os.path.expanduser(src))}
+
+
 class ValidationExtension(Extension):
     """Registers ``check`` (answer validation) and the ``yaml_str``/``groovy_str`` literal filters."""
 
@@ -368,3 +476,4 @@ class ValidationExtension(Extension):
         environment.globals["check"] = check
         environment.filters["yaml_str"] = yaml_str
         environment.filters["groovy_str"] = groovy_str
+        environment.filters["absolute_src"] = absolute_src

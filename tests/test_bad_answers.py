@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import assert_nothing_written
+import yaml
+from conftest import ROOT, assert_nothing_written
 
 BAD_ANSWERS = [
     ("project_name", "Airflow", "DNS-1123"),
@@ -35,12 +36,24 @@ BAD_ANSWERS = [
     ("efs_file_system_id", "fs-123", "8-40"),
     ("efs_file_system_id", "fs-0123456789ABCDEF0", "lowercase hex"),
     ("efs_file_system_id", "", "required"),
+    ("efs_access_point_id", "", "required: without an access point the file system root is owned by root"),
     ("efs_access_point_id", "fsap-xyz", "fsap-"),
     ("efs_access_point_id", "fs-0123456789abcdef0", "fsap-"),
     ("rds_host", "db.abc.eu-west-1.rds.amazonaws.com:5432", "without ':port'"),
     ("rds_host", "localhost", "ending in .rds.amazonaws.com"),
     ("rds_host", "", "required"),
     ("rds_port", 0, "between 1 and 65535"),
+    ("rds_port", "abc", "between 1 and 65535"),
+    ("redis_port", "6379x", "between 1 and 65535"),
+    ("production_like", "maybe", "answer true or false"),
+    ("redis_tls", "yes please", "answer true or false"),
+    ("rds_tls_verify", "sometimes", "answer true or false"),
+    ("chart_version", "1.2.3", "not one this template knows"),
+    ("redis_host", "clustercfg.airflow.abcdef.euw1.cache.amazonaws.com", "cluster mode disabled"),
+    ("web_hostname", "1.2.3.4", "is an IP address"),
+    ("web_certificate_arn", "arn:aws:acm:us-east-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef",
+     "ACM certificates are regional"),
+    ("web_certificate_arn", "arn:aws:iam::123456789012:server-certificate/x", "ACM certificate ARN"),
     ("rds_port", 70000, "between 1 and 65535"),
     ("rds_database", "air-flow", "PostgreSQL identifier"),
     ("rds_user", "postgres", "not the master user"),
@@ -81,3 +94,11 @@ def test_infrastructure_ids_have_no_silent_default(tmp_path: Path, copy_project,
     with pytest.raises(ValueError, match=field):
         copy_project(dst, answers)
     assert_nothing_written(dst)
+
+
+def test_every_help_text_fits_an_80_column_terminal() -> None:
+    """Copier prints help as written, after a two-column prompt mark: 76 columns a line at most."""
+    config = yaml.safe_load((ROOT / "copier.yml").read_text())
+    wide = [(name, line) for name, spec in config.items() if isinstance(spec, dict)
+            for line in str(spec.get("help", "")).splitlines() if len(line) > 76]
+    assert wide == []

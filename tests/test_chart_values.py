@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import load_module, merged_values, shared_path
+from conftest import ROOT, load_module, merged_values, shared_path
 
 VARIANTS = {
     "celery": {},
@@ -171,3 +171,16 @@ def test_ingress_only_when_hostname(generated) -> None:
         assert values["ingress"]["web"].get("path", "") == ""
     else:
         assert "ingress" not in values
+
+
+def test_shipped_key_paths_are_the_real_charts() -> None:
+    """scripts/chart_keys/airflow-8.9.0.json is the key skeleton of the chart's own values.yaml."""
+    import json
+    import tarfile
+
+    validate = load_module("template/scripts/validate.py", "chart_keys_validate")
+    with tarfile.open(shared_path("charts", "airflow-8.9.0.tgz")) as tar:
+        values = yaml.safe_load(tar.extractfile("airflow/values.yaml"))  # type: ignore[arg-type]
+    shipped = json.loads((ROOT / "template/scripts/chart_keys/airflow-8.9.0.json").read_text())
+    assert shipped == validate.key_skeleton(values)
+    assert shipped["airflow"]["fernetKey"] is None  # no public default is carried into repos

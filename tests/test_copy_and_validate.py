@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import kustomize_build, run_validate, staging_answers
+from conftest import kustomize_build, run_validate, staging_answers, validate_env
 
 ANSWER_MATRIX = {
     "celery-ap-ingress": {},
-    "celery-root-noingress": {"efs_access_point_id": "", "web_hostname": ""},
+    "celery-noingress": {"web_hostname": ""},
     "kubernetes-ap": {"executor": "KubernetesExecutor", "web_hostname": ""},
-    "kubernetes-root-ingress": {"executor": "KubernetesExecutor", "efs_access_point_id": ""},
+    "kubernetes-ingress-verified-rds": {"executor": "KubernetesExecutor", "rds_tls_verify": True},
     "celerykubernetes-pip": {
         "executor": "CeleryKubernetesExecutor",
         "extra_pip_packages": ["apache-airflow-providers-slack==8.6.0"],
@@ -107,10 +107,22 @@ def _cluster_objects(repo: Path, env: str) -> list[dict]:
     return [yaml.safe_load(p.read_text()) for p in sorted((repo / "clusters" / env).glob("*.yaml"))]
 
 
-def test_volume_handle_without_access_point(tmp_path: Path, copy_project, demo_answers) -> None:
-    repo = copy_project(tmp_path / "repo", {**demo_answers, "efs_access_point_id": ""})
-    pv = next(o for o in kustomize_build(repo / "deploy/overlays/dev") if o["kind"] == "PersistentVolume")
-    assert pv["spec"]["csi"]["volumeHandle"] == "fs-0123456789abcdef0"
+def test_dag_volume_is_bound_to_its_claim_through_the_access_point(tmp_path: Path, copy_project,
+                                                                   demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    built = kustomize_build(repo / "deploy/overlays/dev")
+    pv = next(o for o in built if o["kind"] == "PersistentVolume")
+    pvc = next(o for o in built if o["kind"] == "PersistentVolumeClaim")
+    assert pv["spec"]["csi"]["volumeHandle"] == "fs-0123456789abcdef0::fsap-0123456789abcdef0"
+    assert pv["spec"]["claimRef"] == {"namespace": pvc["metadata"]["namespace"], "name": pvc["metadata"]["name"]}
+    assert pvc["spec"]["volumeName"] == pv["metadata"]["name"]
+    # A PV any claim could take, or one without an access point, fails validation.
+    patch = repo / "deploy/overlays/dev/pv-patch.yaml"
+    text = patch.read_text()
+    patch.write_text(text.replace("  claimRef:\n    namespace: airflow-dev\n    name: airflow-dags\n", ""))
+    assert "spec.claimRef (namespace and name) must bind the volume" in run_validate(repo).stdout
+    patch.write_text(text.replace("::fsap-0123456789abcdef0", ""))
+    assert "has no access point: the EFS root is owned by root" in run_validate(repo).stdout
 
 
 def test_two_environments_share_a_cluster(tmp_path: Path, copy_project, demo_answers) -> None:
@@ -152,3 +164,29 @@ def test_readme_demo_command(tmp_path: Path, template_src: Path) -> None:
     assert answers["_commit"] == "v0.1.0" and answers["environment"] == "dev"
     result = run_validate(dst)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_key_typos_are_found_without_reference_data(tmp_path: Path, copy_project, demo_answers) -> None:
+    """The repo carries the chart's key paths (scripts/chart_keys): no env var needed."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    values = repo / "deploy/overlays/dev/values.yaml"
+    values.write_text(values.read_text().replace("airflow:\n", "airflow:\n  extraEnvv: []\n", 1))
+    env = {k: v for k, v in validate_env().items() if k != "AIRFLOW_CHART_VALUES"}
+    result = subprocess.run(["make", "-s", "-C", str(repo), "validate", f"TOOLS_PYTHON={sys.executable}"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 1
+    assert "unknown key path `airflow.extraEnvv`" in result.stdout, result.stdout
+
+
+def test_a_yaml_error_names_the_file_and_line(tmp_path: Path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    values = repo / "deploy/overlays/dev/values.yaml"
+    lines = values.read_text().splitlines()
+    broken = next(i for i, line in enumerate(lines) if line.startswith("serviceAccount:"))
+    lines.insert(broken + 1, "  annotations: [unclosed")
+    values.write_text("\n".join(lines) + "\n")
+    result = run_validate(repo)
+    assert result.returncode == 1
+    located = [line for line in result.stdout.splitlines() if "deploy/overlays/dev/values.yaml:" in line]
+    assert located and "invalid YAML" in located[0], result.stdout
+    assert f"values.yaml:{broken + 3}:" in located[0] or f"values.yaml:{broken + 2}:" in located[0], located

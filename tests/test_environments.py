@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
-from conftest import ROOT, commit_all, run_validate
+from conftest import ROOT, commit_all, run_validate, staging_answers
 
 PER_ENV = {"environment": "staging", "aws_region": "eu-central-1", "aws_account_id": "210987654321",
            "eks_cluster_name": "staging-cluster", "efs_file_system_id": "fs-00aa11bb22cc33dd4",
+           "efs_access_point_id": "fsap-00aa11bb22cc33dd4",
            "rds_host": "staging.abcdefghijkl.eu-central-1.rds.amazonaws.com",
            "redis_host": "staging.abcdef.ng.0001.euc1.cache.amazonaws.com", "s3_log_bucket": "staging-airflow-logs"}
 
@@ -64,3 +66,38 @@ def test_every_repo_wide_path_is_excluded_for_environments(tmp_path, copy_projec
     missing = [name for name in sorted(top) if f"    /{name}\n" not in config]
     assert missing == [], f"add to _exclude in copier.yml: {missing}"
     assert "    /deploy/base\n" in config
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("namespace", "airflow-dev", "namespace 'airflow-dev' is already environment 'dev''s on cluster 'demo-cluster'"),
+    ("s3_log_prefix", "airflow/dev", "s3_log_prefix 'airflow/dev' overlaps environment 'dev''s 'airflow/dev'"),
+    ("s3_log_prefix", "airflow", "overlaps environment 'dev''s 'airflow/dev'"),
+])
+def test_a_second_environment_cannot_take_the_firsts_place(tmp_path, copy_project, demo_answers, field, value,
+                                                            message) -> None:
+    """Same cluster and namespace would share the release, PV and Secrets; same log prefix, the logs."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    commit_all(repo, "dev")
+    before = sorted(p.relative_to(repo) for p in repo.rglob("*") if ".git" not in p.parts)
+    with pytest.raises(ValueError, match=f"question '{field}'") as excinfo:
+        copy_project(repo, {**staging_answers(demo_answers), field: value},
+                     answers_file=".copier-answers.staging.yml")
+    assert message in str(excinfo.value)
+    assert sorted(p.relative_to(repo) for p in repo.rglob("*") if ".git" not in p.parts) == before
+
+
+def test_the_same_namespace_on_another_cluster_is_fine(tmp_path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    copy_project(repo, {**staging_answers(demo_answers), "namespace": "airflow-dev", "eks_cluster_name": "other"},
+                 answers_file=".copier-answers.staging.yml")
+    assert (repo / "deploy/overlays/staging").is_dir()
+
+
+def test_copying_an_existing_environment_again_is_refused(tmp_path, copy_project, demo_answers) -> None:
+    """`copier copy` (even --overwrite) over the primary environment would replace the user's edits."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    values = repo / "deploy/overlays/dev/values.yaml"
+    values.write_text(values.read_text() + "\n# my edit\n")
+    with pytest.raises(ValueError, match=r"environment 'dev' already exists .* copier copy would overwrite"):
+        copy_project(repo, demo_answers, overwrite=True)
+    assert values.read_text().endswith("# my edit\n")

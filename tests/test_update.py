@@ -188,3 +188,22 @@ def test_make_update_knows_every_repo_wide_answer() -> None:
     """scripts/update.py keeps these in step across answers files: it must list all of them."""
     update = load_module("template/scripts/update.py", "generated_update")
     assert set(update.REPO_WIDE) == REPO_WIDE
+
+
+def test_a_relative_template_path_is_stored_absolute(tmp_path: Path, template: Path, demo_answers) -> None:
+    """`copier copy . repo` from the template's directory: the answers must still find it later."""
+    data = tmp_path / "answers.yml"
+    data.write_text(yaml.safe_dump(demo_answers))
+    subprocess.run([COPIER, "copy", "--trust", "--defaults", "--quiet", "--data-file", str(data), ".",
+                    str(tmp_path / "repo")], cwd=template, check=True, capture_output=True)
+    assert yaml.safe_load((tmp_path / "repo/.copier-answers.yml").read_text())["_src_path"] == str(template)
+
+
+def test_make_update_explains_a_relative_template_path(project: Path) -> None:
+    """Repositories made before the fix store `_src_path: .`: say what is wrong and the fix."""
+    answers = project / ".copier-answers.yml"
+    edit(answers, f"_src_path: {yaml.safe_load(answers.read_text())['_src_path']}\n", "_src_path: .\n")
+    commit_all(project, "an old answers file")
+    result = make_update(project)
+    assert result.returncode != 0
+    assert "_src_path '.' is relative" in result.stderr and "set `_src_path`" in result.stderr

@@ -143,6 +143,7 @@ def overlay_files(env: str, pv_name: str | None = None, handle: str | None = Non
             {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
              "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteMany"],
                       "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "efs-sc",
+                      "claimRef": {"namespace": ns, "name": "airflow-dags"},
                       "csi": {"driver": "efs.csi.aws.com",
                               "volumeHandle": handle or "fs-0123456789abcdef0::fsap-0123456789abcdef0"}}},
             {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "airflow-dags"},
@@ -426,7 +427,7 @@ def test_misspelled_key_paths_with_chart_values(repo: Path, chart_values: dict[s
 def test_cluster_scoped_conflict_between_overlays(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     write(root, base_files() | overlay_files("dev", pv_name="airflow-dags")
-          | overlay_files("prod", pv_name="airflow-dags", handle="fs-00000000000000001"))
+          | overlay_files("prod", pv_name="airflow-dags", handle="fs-00000000000000001::fsap-00000000000000001"))
     report = run(root)
     only_error(report, "ERROR deploy/overlays/prod: PersistentVolume/airflow-dags:",
                "differs from the one built by deploy/overlays/dev")
@@ -436,7 +437,8 @@ def test_cluster_scoped_conflict_between_overlays(tmp_path: Path) -> None:
 @needs_kubectl
 def test_two_overlays_with_distinct_cluster_objects_pass(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    write(root, base_files() | overlay_files("dev") | overlay_files("prod", handle="fs-00000000000000001"))
+    prod = overlay_files("prod", handle="fs-00000000000000001::fsap-00000000000000001")
+    write(root, base_files() | overlay_files("dev") | prod)
     assert errors(run(root)) == []
 
 

@@ -6,8 +6,11 @@
 
 Values come from environment variables or a hidden prompt, never from arguments
 (arguments end up in shell history and `ps`). Generated values (fernet key, webserver
-secret key) are created here and never shown. Only the named SealedSecret entries are
-rewritten; comments and key order in the files are kept.
+secret key) are created here and never shown, and once sealed they are kept: a new fernet
+key would make every stored connection and variable unreadable, a new webserver key signs
+everyone out. Only `make rotate-fernet`, an explicit value (AIRFLOW_FERNET_KEY, ...) or
+`--regenerate` (REGENERATE=1) replace them. Every value is checked before anything is
+written; only the named SealedSecret entries are rewritten; comments and key order are kept.
 
 Format (sealed-secrets pkg/crypto HybridEncrypt): a random 32-byte session key is
 encrypted with RSA-OAEP(SHA-256) labelled with the scope, the value with AES-256-GCM
@@ -18,15 +21,19 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import datetime as dt
 import getpass
+import hashlib
+import io
 import os
 import re
 import secrets
 import struct
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SCOPES = ("strict", "namespace-wide", "cluster-wide")
 SCOPE_ANNOTATIONS = {
@@ -48,6 +55,7 @@ class SecretSource:
     env: str  # environment variable holding the value
     generate: str | None = None  # "fernet" or "token": made here when the variable is unset
     prompt: str = ""
+    keep: str = ""  # generated only: why a sealed value is kept rather than regenerated
 
 
 # SealedSecret name -> encryptedData key -> source. One table for copy time and `make seal`.
@@ -55,8 +63,11 @@ SOURCES: dict[str, dict[str, SecretSource]] = {
     "airflow-db": {"password": SecretSource("AIRFLOW_DB_PASSWORD", prompt="RDS password for Airflow")},
     "airflow-redis": {"password": SecretSource("AIRFLOW_REDIS_PASSWORD", prompt="ElastiCache AUTH token")},
     "airflow-admin-user": {"password": SecretSource("AIRFLOW_ADMIN_PASSWORD", prompt="Airflow admin password")},
-    "airflow-fernet-key": {"value": SecretSource("AIRFLOW_FERNET_KEY", generate="fernet")},
-    "airflow-webserver-secret-key": {"value": SecretSource("AIRFLOW_WEBSERVER_SECRET_KEY", generate="token")},
+    "airflow-fernet-key": {"value": SecretSource(
+        "AIRFLOW_FERNET_KEY", generate="fernet",
+        keep="a new one makes every stored connection and variable unreadable (rotate: make rotate-fernet)")},
+    "airflow-webserver-secret-key": {"value": SecretSource(
+        "AIRFLOW_WEBSERVER_SECRET_KEY", generate="token", keep="a new one signs everyone out")},
 }
 
 
@@ -129,9 +140,16 @@ def generate(kind: str) -> str:
     return secrets.token_urlsafe(48)
 
 
-def plaintext(name: str, key: str, *, interactive: bool) -> str:
-    """The value for one entry: env var, else generated, else a hidden prompt."""
-    source = SOURCES.get(name, {}).get(key) or SecretSource(f"SEAL_{name}_{key}".upper().replace("-", "_"))
+def source_for(name: str, key: str) -> SecretSource:
+    return SOURCES.get(name, {}).get(key) or SecretSource(f"SEAL_{name}_{key}".upper().replace("-", "_"))
+
+
+def plaintext(name: str, key: str, *, interactive: bool, sealed: bool = False) -> str | None:
+    """The value for one entry: env var, else generated, else a hidden prompt.
+
+    With `sealed` (the entry holds a ciphertext already), an empty answer at the prompt
+    returns None: keep it."""
+    source = source_for(name, key)
     if os.environ.get(source.env):
         value = os.environ[source.env]
         if problem := check_plaintext(name, key, value):
@@ -140,12 +158,67 @@ def plaintext(name: str, key: str, *, interactive: bool) -> str:
     if source.generate:
         return generate(source.generate)
     if interactive:
-        value = getpass.getpass(f"{source.prompt or name + '/' + key} ({source.env}): ")
+        keep = ", empty keeps the sealed one" if sealed else ""
+        value = getpass.getpass(f"{source.prompt or name + '/' + key} ({source.env}{keep}): ")
+        if not value and sealed:
+            return None
         if value and not (problem := check_plaintext(name, key, value)):
             return value
         if value:
             raise SealError(problem)
-    raise SealError(f"no value for {name}/{key}: set {source.env} (values are never taken from arguments)")
+    hint = ("; it is sealed already: to re-seal only what changed, name it: SECRET=<name>"
+            if sealed else "")
+    raise SealError(f"no value for {name}/{key}: set {source.env} (values are never taken from arguments){hint}")
+
+
+# A Fernet key (cryptography.fernet, Airflow's [core] fernet_key): 32 random bytes, URL-safe base64.
+FERNET_RULE = ("a Fernet key is 32 random bytes as URL-safe base64: 44 characters ending in '=', "
+               "e.g. from python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
+# sha256 of the chart's public default airflow.fernetKey (the key itself must not appear in the repo).
+CHART_DEFAULT_FERNET_SHA256 = (
+    "b2f118c40ef943640d2d20929e4ed51cb40d731041d3c819b90f5160a8b45de5"  # pragma: allowlist secret
+)
+
+
+def _fernet_bytes(value: str) -> bytes | None:
+    """The 32 key bytes, decoded strictly (also accepts standard base64, as Fernet does), or None."""
+    try:
+        raw = base64.b64decode(value.encode("ascii"), altchars=b"-_", validate=True)
+    except (ValueError, binascii.Error):  # UnicodeEncodeError is a ValueError
+        return None
+    return raw if len(raw) == 32 else None
+
+
+def _is_encoded_fernet(value: str) -> bool:
+    """The Secret's `.data.value` as kubectl prints it: base64 of a key (or of '<new>,<old>')."""
+    try:
+        text = base64.b64decode(value.encode("ascii"), validate=True).decode("ascii").strip()
+    except (ValueError, binascii.Error):
+        return False
+    return bool(text) and all(_fernet_bytes(part) for part in text.split(","))
+
+
+def fernet_key_problem(value: str, *, new: bool = True) -> str:
+    """Why `value` is not one Fernet key Airflow can use, or "". With `new`, also refuse keys
+    that decrypt but must not be sealed as the key (public, not random); an old key being
+    rotated away from may be either."""
+    if value != value.strip() or "\n" in value or "\r" in value:
+        return "has leading/trailing whitespace or a newline (`echo` adds one: use printf '%s')"
+    if "," in value:
+        return (f"holds {value.count(',') + 1} comma-separated keys, not one (a rotation's '<new>,<old>' is "
+                "sealed by make rotate-fernet; to finish a rotation seal the first key alone: `| cut -d, -f1`)")
+    raw = _fernet_bytes(value)
+    if raw is None:
+        if _is_encoded_fernet(value):
+            return ("is still base64-encoded (the Secret's .data.value as kubectl prints it): "
+                    "decode it with `| base64 -d`")
+        return f"is not a Fernet key ({len(value)} characters, does not decode to 32 bytes): {FERNET_RULE}"
+    if new and hashlib.sha256(value.encode()).hexdigest() == CHART_DEFAULT_FERNET_SHA256:
+        return ("is the chart's public default fernet key (printed in its values.yaml): never seal it; "
+                "if your deployment uses it now, rotate away from it: AIRFLOW_FERNET_KEY_OLD=<it> make rotate-fernet")
+    if new and len(set(raw)) < 16:
+        return f"is not random ({len(set(raw))} distinct bytes of 32): {FERNET_RULE}"
+    return ""
 
 
 # The chart hands both passwords to Airflow through `bash -c 'eval "$..._CMD"'` pipelines that
@@ -177,6 +250,8 @@ def check_plaintext(name: str, key: str, value: str) -> str:
     if value != value.strip() or "\n" in value or "\r" in value:
         return (f"{name}/{key} has leading/trailing whitespace or a newline "
                 "(`echo` adds one: use printf '%s')")
+    if (name, key) == ("airflow-fernet-key", "value") and (problem := fernet_key_problem(value)):
+        return f"{name}/{key} {problem}"
     pattern, rule = VALUE_RULES.get((name, key), (None, ""))
     if pattern is not None and not pattern.fullmatch(value):
         return f"{name}/{key} breaks a rule: {rule}"
@@ -198,9 +273,53 @@ def _yaml():
     return yaml
 
 
-def seal_file(path: Path, public_key, *, scope: str, interactive: bool,
-              values: dict[str, str] | None = None) -> list[str]:
-    """Seal every encryptedData entry of one SealedSecret file in place; returns the keys sealed."""
+def entry_state(value: Any) -> str:
+    """"placeholder" (nothing sealed: empty or UNSEALED: ...), "sealed" (a ciphertext in the
+    controller's format) or "unknown"."""
+    if value is None or not str(value).strip() or str(value).startswith(PLACEHOLDER_PREFIX):
+        return "placeholder"
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+    except (ValueError, binascii.Error):
+        return "unknown"
+    if len(raw) < 2:
+        return "unknown"
+    (size,) = struct.unpack(">H", raw[:2])
+    return "sealed" if size >= 128 and len(raw) >= 2 + size + 16 else "unknown"  # RSA block, then AES-GCM tag
+
+
+def file_scope(meta: dict) -> str:
+    annotations = meta.get("annotations") or {}
+    for scope, annotation in SCOPE_ANNOTATIONS.items():
+        if str(annotations.get(annotation, "")).lower() == "true":
+            return scope
+    return "strict"
+
+
+@dataclass
+class FilePlan:
+    """What sealing one SealedSecret file will do; nothing is written until `write()`."""
+
+    path: Path
+    name: str
+    sealed: dict[str, str] = field(default_factory=dict)  # key -> note on where the value came from
+    kept: dict[str, str] = field(default_factory=dict)  # key -> why the sealed ciphertext stays
+    content: str | None = None  # the new file text; None: the file stays byte-identical
+
+    def write(self) -> None:
+        if self.content is None:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(self.content)
+        os.replace(tmp, self.path)  # never a half-written manifest
+
+
+def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
+              values: dict[str, str] | None = None, regenerate: bool = False) -> FilePlan:
+    """Seal the encryptedData entries of one SealedSecret file, in memory.
+
+    `values` are given plaintexts (rotate-fernet). A generated entry (fernet key, webserver
+    key) that is sealed already is kept unless its variable gives a value or `regenerate`."""
     yaml = _yaml()
     doc = yaml.load(path.read_text())
     if not doc or doc.get("kind") != "SealedSecret":
@@ -212,11 +331,43 @@ def seal_file(path: Path, public_key, *, scope: str, interactive: bool,
     if not namespace or bound != (name, namespace):
         raise SealError(f"{path}: metadata and spec.template.metadata must agree on name and namespace "
                         "(the ciphertext is bound to them)")
-    sealed = {}
+    plan = FilePlan(path, name)
+    new: dict[str, str] = {}
     for key in list(spec["encryptedData"]):
-        value = (values or {}).get(key) or plaintext(name, key, interactive=interactive)
-        sealed[key] = seal_value(public_key, value.encode(), namespace=namespace, name=name, scope=scope)
-    spec["encryptedData"].update(sealed)
+        source = source_for(name, key)
+        state = entry_state(spec["encryptedData"][key])
+        if (values or {}).get(key):
+            value, note = values[key], ""
+        elif source.generate and not os.environ.get(source.env):
+            if state != "placeholder" and not regenerate:
+                if state == "unknown":
+                    raise SealError(f"{path}: {name}/{key} is neither a placeholder nor a sealed value, so it is "
+                                    f"not regenerated: set {source.env} to the value in use, or REGENERATE=1")
+                plan.kept[key] = (f"sealed already, not regenerated: {source.keep} "
+                                  f"(to replace it: {source.env}=<value> or REGENERATE=1)")
+                continue
+            value = generate(source.generate)
+            note = "generated" if state == "placeholder" else "REGENERATE=1: a new value replaces the sealed one"
+        else:
+            got = plaintext(name, key, interactive=interactive, sealed=state == "sealed")
+            if got is None:
+                plan.kept[key] = "sealed already, kept (empty answer)"
+                continue
+            value = got
+            note = f"from {source.env}" if os.environ.get(source.env) else ""
+            if source.generate and state != "placeholder":
+                note += ", replaces the sealed one"
+        new[key] = seal_value(public_key, value.encode(), namespace=namespace, name=name, scope=scope)
+        plan.sealed[key] = note
+    current = file_scope(meta)
+    if plan.kept and current != scope:  # a kept ciphertext cannot be re-encrypted: its label is the scope
+        envs = ", ".join(source_for(name, k).env for k in plan.kept)
+        raise SealError(f"{path}: {', '.join(plan.kept)} stays sealed {current} (kept), so {name} cannot be "
+                        f"sealed {scope}: give the value in use ({envs}; kubectl get secret {name} ... | base64 -d), "
+                        f"or keep SCOPE={current}")
+    if not new:
+        return plan  # everything kept: the file stays byte-identical
+    spec["encryptedData"].update(new)
     annotations = meta.get("annotations") or {}
     for other in SCOPE_ANNOTATIONS.values():
         annotations.pop(other, None)
@@ -226,11 +377,18 @@ def seal_file(path: Path, public_key, *, scope: str, interactive: bool,
         meta["annotations"] = annotations
     elif "annotations" in meta:
         del meta["annotations"]
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as fh:
-        yaml.dump(doc, fh)
-    os.replace(tmp, path)  # never a half-written manifest
-    return sorted(sealed)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    plan.content = out.getvalue()
+    return plan
+
+
+def seal_file(path: Path, public_key, *, scope: str, interactive: bool,
+              values: dict[str, str] | None = None, regenerate: bool = False) -> list[str]:
+    """Seal one SealedSecret file in place; returns the keys sealed."""
+    plan = plan_file(path, public_key, scope=scope, interactive=interactive, values=values, regenerate=regenerate)
+    plan.write()
+    return sorted(plan.sealed)
 
 
 def secret_files(repo: Path, env: str, secret: str | None) -> list[Path]:
@@ -261,27 +419,50 @@ def find_cert(repo: Path, env: str, given: str | None) -> str:
 
 def cmd_seal(args: argparse.Namespace) -> int:
     key = read_certificate(find_cert(args.repo, args.env, args.cert))
-    for path in secret_files(args.repo, args.env, args.secret):
-        keys = seal_file(path, key, scope=args.scope, interactive=sys.stdin.isatty())
-        print(f"sealed {path.relative_to(args.repo)}: {', '.join(keys)} ({args.scope})")
+    interactive = sys.stdin.isatty()
+    # Every value first (prompts, checks): an error leaves every file as it was.
+    plans = [plan_file(path, key, scope=args.scope, interactive=interactive, regenerate=args.regenerate)
+             for path in secret_files(args.repo, args.env, args.secret)]
+    for plan in plans:
+        plan.write()
+    for plan in plans:
+        where = plan.path.relative_to(args.repo)
+        if plan.sealed:
+            entries = ", ".join(f"{k} ({note})" if note else k for k, note in sorted(plan.sealed.items()))
+            print(f"sealed {where}: {entries} ({args.scope})")
+        for k, why in sorted(plan.kept.items()):
+            print(f"kept   {where}: {k} {why}")
     return 0
+
+
+ROTATE_OLD_ENV = "AIRFLOW_FERNET_KEY_OLD"
 
 
 def cmd_rotate_fernet(args: argparse.Namespace) -> int:
     """Step 1 of a fernet rotation: seal "new,old" so Airflow decrypts with both."""
     key = read_certificate(find_cert(args.repo, args.env, args.cert))
     (path,) = secret_files(args.repo, args.env, "airflow-fernet-key")
-    old = os.environ.get("AIRFLOW_FERNET_KEY_OLD") or (
-        getpass.getpass("current fernet key (AIRFLOW_FERNET_KEY_OLD): ") if sys.stdin.isatty() else "")
+    if os.environ.get("AIRFLOW_FERNET_KEY"):
+        raise SealError("AIRFLOW_FERNET_KEY is set: rotate-fernet generates the new key itself and takes the key "
+                        f"in use from {ROTATE_OLD_ENV}; unset AIRFLOW_FERNET_KEY (it is for step 3, make seal)")
+    old = os.environ.get(ROTATE_OLD_ENV) or (
+        getpass.getpass(f"current fernet key ({ROTATE_OLD_ENV}): ") if sys.stdin.isatty() else "")
     if not old:
-        raise SealError("set AIRFLOW_FERNET_KEY_OLD to the key in use, e.g. from "
+        raise SealError(f"set {ROTATE_OLD_ENV} to the key in use, e.g. from "
                         "`kubectl get secret airflow-fernet-key -o jsonpath='{.data.value}' | base64 -d`")
     if "," in old:
-        raise SealError("AIRFLOW_FERNET_KEY_OLD holds several keys: finish the previous rotation first")
-    combined = f"{generate('fernet')},{old}"
-    seal_file(path, key, scope=args.scope, interactive=False, values={"value": combined})
-    print(f"sealed {path.relative_to(args.repo)}: value = <new key>,<old key>")
-    print("next: commit and let Flux roll out; then in a scheduler pod run `airflow rotate-fernet-key`;")
+        raise SealError(f"{ROTATE_OLD_ENV} holds several keys: finish the previous rotation first (step 3: seal "
+                        "the first key alone), then rotate from that key")
+    if problem := fernet_key_problem(old, new=False):
+        raise SealError(f"{ROTATE_OLD_ENV} {problem}; nothing written")
+    new = generate("fernet")
+    if new == old or fernet_key_problem(new):  # pragma: no cover - a broken random source
+        raise SealError("the generated key is unusable: nothing written")
+    seal_file(path, key, scope=args.scope, interactive=False, values={"value": f"{new},{old}"})
+    print(f"sealed {path.relative_to(args.repo)}: value = <new key>,<old key> ({args.scope})")
+    if weak := fernet_key_problem(old):  # decrypts, but public or not random: all the more reason to rotate
+        print(f"note: the old key {weak.split(':')[0]}: finish all three steps to stop using it")
+    print("next: commit and let the GitOps engine roll out; then in a scheduler pod run `airflow rotate-fernet-key`;")
     print("then re-seal the new key alone: AIRFLOW_FERNET_KEY=<first key of the Secret> "
           f"make seal ENV={args.env} SECRET=airflow-fernet-key")
     return 0
@@ -301,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--repo", type=Path, default=Path.cwd())
         if name == "seal":
             p.add_argument("--secret", help="only this SealedSecret (file name without .yaml)")
+            p.add_argument("--regenerate", action="store_true",
+                           help="replace sealed generated keys (fernet, webserver) with new ones: before go-live "
+                                "only, a new fernet key makes stored connections and variables unreadable")
     args = parser.parse_args(argv)
     try:
         return args.func(args)

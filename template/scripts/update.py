@@ -62,6 +62,30 @@ def repo_wide_data(primary: dict) -> list[str]:
     return args
 
 
+REMOTE = re.compile(r"^([a-z][a-z0-9+.-]*://|gh:|gl:|[\w.-]+@[\w.-]+:)")
+
+
+def source_problem(answers_file: Path) -> str | None:
+    """Why `copier update` cannot find the template this file was made from (Copier's own error
+    for these cases is 'Updating is only supported in git-tracked templates.')."""
+    answers = load_answers(answers_file)
+    src = str(answers.get("_src_path") or "")
+    fix = ("set `_src_path` in the answers files to the template's git URL or absolute path (the one field "
+           "you may edit by hand), commit, and run make update again")
+    if not src or not answers.get("_commit"):
+        return f"{answers_file.name} has no _src_path/_commit: it was not made by copier copy of a tagged template"
+    if REMOTE.match(src):
+        return None
+    path = Path(src).expanduser()
+    if not path.is_absolute():
+        return f"{answers_file.name}: _src_path {src!r} is relative (resolved against the current directory); {fix}"
+    if not path.is_dir():
+        return f"{answers_file.name}: template {src} does not exist here; {fix}"
+    if subprocess.run(["git", "-C", str(path), "rev-parse", "--git-dir"], capture_output=True).returncode != 0:
+        return f"{answers_file.name}: template {src} is not a git repository (copier updates between its tags); {fix}"
+    return None
+
+
 def problems(repo: Path) -> list[str]:
     """Files a conflicting update left behind: unmerged, with markers, or *.rej."""
     found = set(git("diff", "--name-only", "--diff-filter=U").split())
@@ -94,6 +118,9 @@ def run(repo: Path, copier: str, version: str | None) -> list[str]:
         raise UpdateError("the worktree is not clean: commit or stash first (copier update needs it)")
     start = git("rev-parse", "HEAD").strip()
     files = answers_files(repo)
+    for answers in files:
+        if problem := source_problem(answers):
+            raise UpdateError(problem)
     try:
         for answers in files:
             extra = [] if answers.name == PRIMARY else repo_wide_data(load_answers(repo / PRIMARY))

@@ -617,7 +617,9 @@ def check_value_refs(values: dict, namespace: str | None, objs: list[dict]) -> l
 
 
 # ---------------------------------------------------------------- object checks
-def check_helmreleases(objs: list[dict], chart_defaults: dict | None = None) -> list[Issue]:
+def check_helmreleases(objs: list[dict], chart_defaults: dict | None = None,
+                       chart_keys: dict | None = None) -> list[Issue]:
+    chart_keys = chart_keys if chart_keys is not None else chart_defaults
     issues: list[Issue] = []
     for hr in (o for o in objs if o.get("kind") == "HelmRelease"):
         def err(msg: str, level: str = "ERROR", hr: dict = hr) -> None:
@@ -653,8 +655,8 @@ def check_helmreleases(objs: list[dict], chart_defaults: dict | None = None) -> 
             continue  # partial values would only add noise to the real problem
         for msg in check_airflow_values(values, release, chart_defaults):
             err(f"values: {msg}")
-        if chart_defaults is not None:
-            for path in unknown_key_paths(values, chart_defaults):
+        if chart_keys is not None:
+            for path in unknown_key_paths(values, chart_keys):
                 if "." in path:  # top-level ones are reported by check_airflow_values
                     err(f"values: unknown key path `{path}` (not in the chart's values.yaml; Helm ignores it)")
         for msg in check_value_refs(values, spec.get("targetNamespace") or ns_of(hr), objs):
@@ -728,9 +730,61 @@ def check_volumes(objs: list[dict]) -> list[Issue]:
         if not EFS_HANDLE.match(handle):
             issues.append(Issue("ERROR", ref(pv), f"csi.volumeHandle {handle!r} must be fs-<id>[:/path][:fsap-<id>]"
                                 " (old grammar, ids fs-/fsap- + 8-40 hex)"))
+        elif ":fsap-" not in handle:
+            issues.append(Issue("ERROR", ref(pv), f"csi.volumeHandle {handle!r} has no access point: the EFS root "
+                                "is owned by root (0755), so the DAG publisher (uid 50000) gets EACCES; use "
+                                "fs-<id>::fsap-<id> with an access point for 50000:0"))
+        issues += _claim_binding(pv, objs)
         if dig(pv, "spec.persistentVolumeReclaimPolicy") != "Retain":
             issues.append(Issue("WARN", ref(pv), "persistentVolumeReclaimPolicy should be Retain for EFS"))
     return issues
+
+
+def _claim_binding(pv: dict, objs: list[dict]) -> list[Issue]:
+    """A static PV must name its claim: else any claim of the StorageClass can bind it first."""
+    claim = dig(pv, "spec.claimRef") or {}
+    if not claim.get("name") or not claim.get("namespace"):
+        return [Issue("ERROR", ref(pv), "spec.claimRef (namespace and name) must bind the volume to its claim: "
+                      "without it any PersistentVolumeClaim of the StorageClass can take it")]
+    pvc = find(objs, "PersistentVolumeClaim", claim["name"], claim["namespace"])
+    if pvc is None:
+        return [Issue("ERROR", ref(pv), f"spec.claimRef {claim['namespace']}/{claim['name']}: no such "
+                      "PersistentVolumeClaim in this build")]
+    if dig(pvc, "spec.volumeName") != dig(pv, "metadata.name"):
+        return [Issue("ERROR", ref(pv), f"spec.claimRef names {claim['namespace']}/{claim['name']}, whose "
+                      f"volumeName is {dig(pvc, 'spec.volumeName')!r}")]
+    return []
+
+
+def check_yaml_files(repo: Path) -> list[tuple[str, Issue]]:
+    """Every YAML file parses, reported as file:line:column: kustomize would only name the
+    ConfigMap generated from it, or fail without saying which file."""
+    found = []
+    for directory, _, files in _walk(repo):
+        if directory.relative_to(repo).parts[:1] == ("build",):
+            continue
+        for name in (f for f in files if f.endswith((".yaml", ".yml"))):
+            path = directory / name
+            try:
+                list(yaml.load_all(path.read_text(), Loader=_Loader))
+            except yaml.MarkedYAMLError as exc:
+                mark = exc.problem_mark
+                where = f"{path.relative_to(repo)}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+                found.append((where, Issue("ERROR", "", f"invalid YAML: {exc.problem or exc}")))
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                found.append((str(path.relative_to(repo)), Issue("ERROR", "", f"invalid YAML: {exc}")))
+    return found
+
+
+def check_ca_bundles(repo: Path, strict: bool) -> list[tuple[str, Issue]]:
+    """deploy/overlays/<env>/rds-ca-bundle.pem must hold AWS's bundle before pgbouncer verifies RDS."""
+    found = []
+    for path in sorted(repo.glob("deploy/overlays/*/rds-ca-bundle.pem")):
+        env = path.parent.name
+        if "-----BEGIN CERTIFICATE-----" not in path.read_text(errors="replace"):
+            found.append((str(path.relative_to(repo)), Issue("ERROR" if strict else "WARN", "",
+                          f"placeholder: pgbouncer cannot verify RDS until you run `make rds-ca ENV={env}`")))
+    return found
 
 
 def check_flux_kustomizations(objs: list[dict], repo: Path, generated_dirs: set[Path] | None = None) -> list[Issue]:
@@ -897,7 +951,8 @@ def check_app_project(proj: dict) -> list[Issue]:
 
 
 def check_argo_applications(builds: dict[str, list[dict]], repo: Path,
-                            chart_defaults: dict | None = None) -> list[tuple[str, Issue]]:
+                            chart_defaults: dict | None = None,
+                            chart_keys: dict | None = None) -> list[tuple[str, Issue]]:
     """AppProjects and Applications of every build, against the repo files and answers."""
     answers = load_answers(repo)
     issues: list[tuple[str, Issue]] = []
@@ -911,7 +966,8 @@ def check_argo_applications(builds: dict[str, list[dict]], repo: Path,
                 found += _argo_source_rules(obj, sources, repo)
                 found += _argo_answer_rules(obj, sources, answers)
                 found += _argo_project_rules(obj, sources, objs, builds)
-                found += _argo_airflow_values(obj, sources, repo, builds, chart_defaults)
+                found += _argo_airflow_values(obj, sources, repo, builds, chart_defaults,
+                                              chart_keys if chart_keys is not None else chart_defaults)
         issues += [(build, issue) for issue in found]
     return issues
 
@@ -1134,7 +1190,8 @@ def argo_chart_rules(values: dict, defaults: dict | None = None) -> list[tuple[s
 
 
 def _argo_airflow_values(app: dict, sources: list[tuple[str, dict]], repo: Path,
-                         builds: dict[str, list[dict]], chart_defaults: dict | None) -> list[Issue]:
+                         builds: dict[str, list[dict]], chart_defaults: dict | None,
+                         chart_keys: dict | None = None) -> list[Issue]:
     issues: list[Issue] = []
 
     def err(msg: str, level: str = "ERROR") -> None:
@@ -1153,8 +1210,8 @@ def _argo_airflow_values(app: dict, sources: list[tuple[str, dict]], repo: Path,
             err(f"values: {msg}")
         for level, msg in argo_chart_rules(values, chart_defaults):
             err(f"values: {msg}", level)
-        if chart_defaults is not None:
-            for path in unknown_key_paths(values, chart_defaults):
+        if chart_keys is not None:
+            for path in unknown_key_paths(values, chart_keys):
                 if "." in path:  # top-level ones are reported by check_airflow_values
                     err(f"values: unknown key path `{path}` (not in the chart's values.yaml; Helm ignores it)")
         deployed = _deployed(sources, builds)
@@ -1270,7 +1327,9 @@ def validate_repo(repo: Path, strict: bool = False) -> Report:
         return report
     store = SchemaStore(repo, os.environ.get("AIRFLOW_GITOPS_SCHEMA_DIR") or None)
     k8s_version = os.environ.get("KUBERNETES_VERSION", "1.34.0")
-    chart_defaults = _chart_defaults(report)
+    for where, issue in check_yaml_files(repo):
+        report.add(where, issue)
+    chart_defaults, chart_keys = _chart_defaults(report, repo)
     engine = load_answers(repo).get("gitops_engine")
     targets, generated = discover_builds(repo)
     if not targets:
@@ -1289,7 +1348,7 @@ def validate_repo(repo: Path, strict: bool = False) -> Report:
         report.objects += len(objs)
         issues, missing = check_schemas(objs, store, k8s_version)
         unchecked |= missing
-        issues += check_helmreleases(objs, chart_defaults)
+        issues += check_helmreleases(objs, chart_defaults, chart_keys)
         issues += check_sealed_secrets(objs, env_of(name), strict)
         issues += check_volumes(objs)
         issues += check_flux_kustomizations(objs, repo, generated)
@@ -1302,7 +1361,9 @@ def validate_repo(repo: Path, strict: bool = False) -> Report:
             built[name] = objs
     for name, issue in check_cluster_scoped(built) + check_engine_purity(every, engine):
         report.add(name, issue)
-    for name, issue in check_argo_applications(every, repo, chart_defaults):
+    for name, issue in check_argo_applications(every, repo, chart_defaults, chart_keys):
+        report.add(name, issue)
+    for name, issue in check_ca_bundles(repo, strict):
         report.add(name, issue)
     if (repo / "Jenkinsfile").is_file():
         overlays = {Path(n).name: objs for n, objs in built.items() if Path(n).parent.name == "overlays"}
@@ -1367,17 +1428,49 @@ def deployed_images(every: dict[str, list[dict]], repo: Path) -> dict[str, str]:
     return images
 
 
-def _chart_defaults(report: Report) -> dict | None:
+CHART_KEYS_DIR = Path(__file__).resolve().parent / "chart_keys"  # key-path skeletons shipped per chart version
+
+
+def key_skeleton(values: Any) -> Any:
+    """The chart's key structure without its values: maps keep their keys (an empty map stays an
+    open map), every other value becomes null. Public defaults (the fernet key) are not carried."""
+    if isinstance(values, dict):
+        return {k: key_skeleton(v) for k, v in values.items()}
+    return None
+
+
+def _cached_chart_values(repo: Path, chart: str, version: str) -> dict | None:
+    """values.yaml of the chart `make render` cached (.cache/charts/<chart>-<version>.tgz)."""
+    import tarfile
+
+    path = repo / ".cache" / "charts" / f"{chart}-{version}.tgz"
+    if not path.is_file():
+        return None
+    with tarfile.open(path) as tar:
+        member = tar.extractfile(f"{chart}/values.yaml")
+        return yaml.load(member.read(), Loader=_Loader) if member else None  # type: ignore[union-attr]
+
+
+def _chart_defaults(report: Report, repo: Path | None = None) -> tuple[dict | None, dict | None]:
+    """(defaults for the rules, key tree for the key-path check): the values.yaml of
+    AIRFLOW_CHART_VALUES or of the chart `make render` cached; else the shipped key skeleton."""
     path = os.environ.get("AIRFLOW_CHART_VALUES")
-    if not path:
-        report.add("values", Issue("INFO", "", "key-path check skipped (set AIRFLOW_CHART_VALUES to the "
-                                   "airflow chart's values.yaml)"))
-        return None
-    try:
-        return yaml.load(Path(path).read_text(), Loader=_Loader)
-    except (OSError, yaml.YAMLError) as exc:
-        report.add("values", Issue("ERROR", "", f"cannot read AIRFLOW_CHART_VALUES={path}: {exc}"))
-        return None
+    if path:
+        try:
+            defaults = yaml.load(Path(path).read_text(), Loader=_Loader)
+        except (OSError, yaml.YAMLError) as exc:
+            report.add("values", Issue("ERROR", "", f"cannot read AIRFLOW_CHART_VALUES={path}: {exc}"))
+            return None, None
+        return defaults, defaults
+    version = str(load_answers(repo).get("chart_version") or "") if repo else ""
+    if repo and (cached := _cached_chart_values(repo, "airflow", version)) is not None:
+        return cached, cached
+    shipped = CHART_KEYS_DIR / f"airflow-{version}.json"
+    if shipped.is_file():
+        return None, json.loads(shipped.read_text())
+    report.add("values", Issue("INFO", "", f"key-path check skipped: no key data for chart {version or '?'} "
+                               "(run `make render` to cache the chart, or set AIRFLOW_CHART_VALUES)"))
+    return None, None
 
 
 def main(argv: list[str] | None = None) -> int:

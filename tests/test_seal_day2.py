@@ -1,0 +1,361 @@
+"""Story: `make seal` and `make rotate-fernet` are safe to re-run after go-live.
+
+Re-sealing never replaces the sealed fernet key or webserver key (a new fernet key makes every
+stored connection and variable unreadable, a new webserver key signs everyone out) unless asked
+to (REGENERATE=1, an explicit AIRFLOW_FERNET_KEY, or make rotate-fernet); and no value that is
+not a Fernet key is ever sealed as one (issue 10, items 10 and 11).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import assert_nothing_written, kustomize_build, load_module, shared_path
+from controller import make_cert, make_key, unseal_object
+from cryptography.fernet import Fernet
+
+seal = load_module("template/scripts/seal.py", "seal_day2")
+
+PASSWORDS = {
+    "AIRFLOW_DB_PASSWORD": "db-Pa55word-5f1d9c",
+    "AIRFLOW_REDIS_PASSWORD": "redis-T0ken-8e27aa",
+    "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-03bc71",
+}
+GENERATED = ("airflow-fernet-key", "airflow-webserver-secret-key")
+FERNET = re.compile(r"[A-Za-z0-9_-]{43}=")
+
+
+@pytest.fixture(scope="session")
+def controller_key():
+    return make_key(4096)
+
+
+@pytest.fixture
+def cert(controller_key, tmp_path: Path) -> Path:
+    return make_cert(controller_key, tmp_path / "cert.pem")
+
+
+@pytest.fixture
+def base_env(cert) -> dict[str, str]:
+    """The caller's environment without any secret variable, the certificate given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "SEAL")) and k != "REGENERATE"}
+    return {**env, "SEALED_SECRETS_CERT": str(cert)}
+
+
+@pytest.fixture
+def repo(tmp_path, copy_project, demo_answers) -> Path:
+    """A generated repo whose SealedSecrets are still placeholders."""
+    return copy_project(tmp_path / "repo", demo_answers)
+
+
+def make(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The generated repo's own make target, no terminal (values from the environment only)."""
+    return subprocess.run(["make", "-s", "-C", str(repo), *args, f"TOOLS_PYTHON={sys.executable}"], env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+
+def secret_files(repo: Path, env: str = "dev") -> dict[str, bytes]:
+    return {p.stem: p.read_bytes() for p in sorted((repo / "deploy/overlays" / env / "secrets").glob("*.yaml"))}
+
+
+def plain(repo: Path, controller_key, env: str = "dev") -> dict[str, dict[str, str]]:
+    """What the controller decrypts, from the SealedSecrets as the cluster receives them (kustomize build);
+    placeholders left out."""
+    return {o["metadata"]["name"]: unseal_object(controller_key, o)
+            for o in kustomize_build(repo / "deploy/overlays" / env) if o["kind"] == "SealedSecret"
+            and not any(str(v).startswith("UNSEALED") for v in o["spec"]["encryptedData"].values())}
+
+
+def assert_fernet(key: str) -> None:
+    Fernet(key.encode())  # raises ValueError unless 32 bytes of URL-safe base64
+    assert FERNET.fullmatch(key) and len(set(base64.urlsafe_b64decode(key))) >= 16, key
+
+
+def fernet_key(*, alphabet: str = "urlsafe") -> str:
+    """A real Fernet key; `standard` spells it with + and / (Fernet and Airflow accept that too)."""
+    while True:
+        key = Fernet.generate_key().decode()
+        if alphabet == "urlsafe":
+            return key
+        if "-" in key or "_" in key:
+            return key.translate(str.maketrans("-_", "+/"))
+
+
+# ------------------------------------------------------------------ item 10: generated keys are kept
+
+@pytest.mark.parametrize("first_seal", ["make seal", "copy time"])
+def test_resealing_everything_keeps_the_generated_keys(tmp_path, copy_project, demo_answers, cert, controller_key,
+                                                         base_env, monkeypatch, first_seal) -> None:
+    """The operator who re-runs `make seal ENV=dev` to change the DB password keeps the fernet key."""
+    if first_seal == "copy time":
+        for name, value in PASSWORDS.items():
+            monkeypatch.setenv(name, value)
+        repo = copy_project(tmp_path / "repo", {**demo_answers, "sealed_secrets_cert": str(cert)})
+    else:
+        repo = copy_project(tmp_path / "repo", demo_answers)
+        first = make(repo, "seal", "ENV=dev", env={**base_env, **PASSWORDS})
+        assert first.returncode == 0, first.stderr
+        first_out = first.stdout
+    before_files, before = secret_files(repo), plain(repo, controller_key)
+    assert_fernet(before["airflow-fernet-key"]["value"])
+
+    again = make(repo, "seal", "ENV=dev", env={**base_env, **PASSWORDS, "AIRFLOW_DB_PASSWORD": "n3w-db-Pa55word"})
+    assert again.returncode == 0, again.stderr
+    after_files, after = secret_files(repo), plain(repo, controller_key)
+    for name in GENERATED:
+        assert after[name] == before[name], f"{name} was regenerated by a plain make seal"
+        assert after_files[name] == before_files[name], f"{name}.yaml must stay byte-identical"
+    assert after["airflow-db"] == {"password": "n3w-db-Pa55word"}
+    assert after["airflow-admin-user"] == before["airflow-admin-user"]
+    # It says what it kept and why.
+    out = again.stdout
+    assert "kept   deploy/overlays/dev/secrets/airflow-fernet-key.yaml: value sealed already" in out, out
+    assert "connection and variable unreadable" in out and "make rotate-fernet" in out, out
+    assert "kept   deploy/overlays/dev/secrets/airflow-webserver-secret-key.yaml: value" in out, out
+    assert "signs everyone out" in out and "REGENERATE=1" in out, out
+    assert "sealed deploy/overlays/dev/secrets/airflow-db.yaml: password (from AIRFLOW_DB_PASSWORD)" in out, out
+    for value in (*after["airflow-fernet-key"].values(), *after["airflow-webserver-secret-key"].values()):
+        assert value not in out + again.stderr
+    if first_seal == "make seal":  # placeholders are sealed (generated) as before
+        assert "kept" not in first_out and "airflow-fernet-key.yaml: value (generated)" in first_out, first_out
+
+
+def test_regenerate_replaces_the_generated_keys(repo, controller_key, base_env) -> None:
+    assert make(repo, "seal", "ENV=dev", env={**base_env, **PASSWORDS}).returncode == 0
+    before = plain(repo, controller_key)
+
+    only_fernet = make(repo, "seal", "ENV=dev", "SECRET=airflow-fernet-key", "REGENERATE=1", env=base_env)
+    assert only_fernet.returncode == 0, only_fernet.stderr
+    middle = plain(repo, controller_key)
+    assert middle["airflow-fernet-key"] != before["airflow-fernet-key"]
+    assert_fernet(middle["airflow-fernet-key"]["value"])
+    assert {n for n in before if middle[n] != before[n]} == {"airflow-fernet-key"}
+    assert "REGENERATE=1: a new value replaces the sealed one" in only_fernet.stdout
+
+    everything = make(repo, "seal", "ENV=dev", "REGENERATE=1", env={**base_env, **PASSWORDS})
+    assert everything.returncode == 0, everything.stderr
+    after = plain(repo, controller_key)
+    assert after["airflow-fernet-key"] != middle["airflow-fernet-key"]
+    assert after["airflow-webserver-secret-key"] != middle["airflow-webserver-secret-key"]
+    assert len(after["airflow-webserver-secret-key"]["value"]) >= 32
+    assert_fernet(after["airflow-fernet-key"]["value"])
+    assert "kept" not in everything.stdout
+
+
+def test_an_explicit_key_wins_over_the_sealed_one(repo, controller_key, base_env) -> None:
+    assert make(repo, "seal", "ENV=dev", env={**base_env, **PASSWORDS}).returncode == 0
+    files = secret_files(repo)
+    mine, token = fernet_key(), "w3bserver-" + "k" * 40
+    result = make(repo, "seal", "ENV=dev", "SECRET=airflow-fernet-key", env={**base_env, "AIRFLOW_FERNET_KEY": mine})
+    assert result.returncode == 0, result.stderr
+    assert "value (from AIRFLOW_FERNET_KEY, replaces the sealed one)" in result.stdout
+    result = make(repo, "seal", "ENV=dev", "SECRET=airflow-webserver-secret-key",
+                  env={**base_env, "AIRFLOW_WEBSERVER_SECRET_KEY": token})
+    assert result.returncode == 0, result.stderr
+    values = plain(repo, controller_key)
+    assert values["airflow-fernet-key"] == {"value": mine}
+    assert values["airflow-webserver-secret-key"] == {"value": token}
+    assert {n for n, text in secret_files(repo).items() if text != files[n]} == set(GENERATED)
+
+
+def test_resealing_one_secret_touches_only_that_file(repo, controller_key, base_env) -> None:
+    assert make(repo, "seal", "ENV=dev", env={**base_env, **PASSWORDS}).returncode == 0
+    files, before = secret_files(repo), plain(repo, controller_key)
+    result = make(repo, "seal", "ENV=dev", "SECRET=airflow-db", env={**base_env, "AIRFLOW_DB_PASSWORD": "an0ther-Pa55"})
+    assert result.returncode == 0, result.stderr
+    assert {n for n, text in secret_files(repo).items() if text != files[n]} == {"airflow-db"}
+    assert plain(repo, controller_key) == {**before, "airflow-db": {"password": "an0ther-Pa55"}}
+    assert "kept" not in result.stdout  # the generated keys were not even looked at
+
+
+def test_a_failed_reseal_writes_nothing(repo, controller_key, base_env) -> None:
+    """Every value is checked before any file is written: no half-re-sealed environment."""
+    assert make(repo, "seal", "ENV=dev", env={**base_env, **PASSWORDS}).returncode == 0
+    files = secret_files(repo)
+    no_redis = {k: v for k, v in PASSWORDS.items() if k != "AIRFLOW_REDIS_PASSWORD"}
+    result = make(repo, "seal", "ENV=dev", env={**base_env, **no_redis, "AIRFLOW_DB_PASSWORD": "changed-Pa55"})
+    assert result.returncode != 0
+    assert "set AIRFLOW_REDIS_PASSWORD" in result.stderr and "SECRET=<name>" in result.stderr, result.stderr
+    assert secret_files(repo) == files, "airflow-admin-user and airflow-db (sorted first) must not be written"
+
+
+def test_a_kept_key_cannot_silently_change_scope(repo, controller_key, base_env) -> None:
+    """A kept ciphertext is bound to its scope: re-scoping the file without the value would break it."""
+    assert make(repo, "seal", "ENV=dev", env={**base_env, **PASSWORDS}).returncode == 0
+    files = secret_files(repo)
+    result = make(repo, "seal", "ENV=dev", "SCOPE=namespace-wide", env={**base_env, **PASSWORDS})
+    assert result.returncode != 0
+    assert "airflow-fernet-key" in result.stderr and "cannot be sealed namespace-wide" in result.stderr, result.stderr
+    assert "AIRFLOW_FERNET_KEY" in result.stderr and "SCOPE=strict" in result.stderr
+    assert secret_files(repo) == files
+    mine = fernet_key()  # with the value in use, it can
+    result = make(repo, "seal", "ENV=dev", "SECRET=airflow-fernet-key", "SCOPE=namespace-wide",
+                  env={**base_env, "AIRFLOW_FERNET_KEY": mine})
+    assert result.returncode == 0, result.stderr
+    assert plain(repo, controller_key)["airflow-fernet-key"] == {"value": mine}
+
+
+def test_an_entry_that_is_neither_placeholder_nor_sealed_is_not_regenerated(repo, base_env) -> None:
+    path = repo / "deploy/overlays/dev/secrets/airflow-fernet-key.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["encryptedData"]["value"] = "pasted-by-hand"
+    path.write_text(yaml.safe_dump(doc))
+    before = secret_files(repo)
+    result = make(repo, "seal", "ENV=dev", "SECRET=airflow-fernet-key", env=base_env)
+    assert result.returncode != 0 and "neither a placeholder nor a sealed value" in result.stderr, result.stderr
+    assert secret_files(repo) == before
+
+
+def test_prompt_with_empty_answer_keeps_a_sealed_password(repo, cert, controller_key, base_env) -> None:
+    """On a terminal, an already sealed password is asked for; Enter alone keeps it."""
+    import pty
+
+    from test_secrets import read_until
+
+    assert make(repo, "seal", "ENV=dev", env={**base_env, **PASSWORDS}).returncode == 0
+    files = secret_files(repo)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(repo)
+        os.execve(sys.executable, [sys.executable, "scripts/seal.py", "seal", "--env", "dev", "--secret",
+                                   "airflow-db", "--cert", str(cert)], base_env)
+    output = read_until(fd, b"empty keeps the sealed one")
+    os.write(fd, b"\n")
+    output += read_until(fd, None)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert b"kept   deploy/overlays/dev/secrets/airflow-db.yaml: password" in output, output
+    assert secret_files(repo) == files
+
+
+# ------------------------------------------------------------------ item 11: only Fernet keys are sealed
+
+def test_generated_and_real_keys_pass_the_check() -> None:
+    for _ in range(300):
+        assert seal.fernet_key_problem(seal.generate("fernet")) == ""
+        assert seal.fernet_key_problem(Fernet.generate_key().decode()) == ""
+    assert seal.fernet_key_problem(fernet_key(alphabet="standard")) == ""  # Fernet accepts + and / as well
+
+
+def test_the_chart_default_key_is_recognised() -> None:
+    values = yaml.safe_load(shared_path("chart", "airflow-8.9.0-values.yaml").read_text())
+    default = values["airflow"]["fernetKey"]
+    Fernet(default.encode())  # a valid key, but public
+    assert "public default" in seal.fernet_key_problem(default)
+    assert seal.fernet_key_problem(default, new=False) == ""  # rotating away from it must be possible
+
+
+def bad_old_keys() -> list[tuple[str, str, str]]:
+    key, other = fernet_key(), fernet_key()
+    return [
+        ("garbage", "garbage", "is not a Fernet key"),
+        ("trailing newline", key + "\n", "newline"),
+        ("leading space", " " + key, "whitespace"),
+        ("two keys", f"{key},{other}", "several keys"),
+        ("two keys, space", f"{key}, {other}", "several keys"),
+        ("still base64", base64.b64encode(key.encode()).decode(), "base64 -d"),
+        ("no padding", key.rstrip("="), "is not a Fernet key"),
+        ("hex", os.urandom(32).hex(), "is not a Fernet key"),
+        ("31 bytes", base64.urlsafe_b64encode(os.urandom(31)).decode(), "does not decode to 32 bytes"),
+        ("not ascii", key[:-2] + "é=", "is not a Fernet key"),
+        ("sealed ciphertext", "AgB" + "x" * 700, "is not a Fernet key"),
+    ]
+
+
+@pytest.mark.parametrize(("old", "message"), [(o, m) for _, o, m in bad_old_keys()],
+                         ids=[i for i, _, _ in bad_old_keys()])
+def test_rotate_fernet_rejects_a_bad_old_key(repo, base_env, old, message) -> None:
+    before = secret_files(repo)
+    result = make(repo, "rotate-fernet", "ENV=dev", env={**base_env, "AIRFLOW_FERNET_KEY_OLD": old})
+    assert result.returncode != 0, result.stdout
+    assert message in result.stderr and "AIRFLOW_FERNET_KEY_OLD" in result.stderr, result.stderr
+    assert secret_files(repo) == before, "nothing may be written"
+    assert old.strip() not in result.stdout + result.stderr, "the key is never printed"
+
+
+def test_rotate_fernet_refuses_a_new_key_given(repo, base_env) -> None:
+    """AIRFLOW_FERNET_KEY left exported from step 3 must not be mistaken for anything."""
+    before = secret_files(repo)
+    key = fernet_key()
+    result = make(repo, "rotate-fernet", "ENV=dev",
+                  env={**base_env, "AIRFLOW_FERNET_KEY_OLD": key, "AIRFLOW_FERNET_KEY": key})
+    assert result.returncode != 0 and "unset AIRFLOW_FERNET_KEY" in result.stderr, result.stderr
+    assert secret_files(repo) == before
+
+
+@pytest.mark.parametrize("alphabet", ["urlsafe", "standard"])
+def test_rotate_fernet_seals_two_valid_keys(repo, controller_key, base_env, alphabet) -> None:
+    old = fernet_key(alphabet=alphabet)
+    result = make(repo, "rotate-fernet", "ENV=dev", env={**base_env, "AIRFLOW_FERNET_KEY_OLD": old})
+    assert result.returncode == 0, result.stderr
+    new, previous = plain(repo, controller_key)["airflow-fernet-key"]["value"].split(",")
+    assert previous == old and new != old
+    assert_fernet(new)
+    Fernet(previous.encode())
+    assert new not in result.stdout + result.stderr
+    # Step 3 (drop the old key) takes the new key alone; the pair itself is refused by make seal.
+    pair = make(repo, "seal", "ENV=dev", "SECRET=airflow-fernet-key",
+                env={**base_env, "AIRFLOW_FERNET_KEY": f"{new},{previous}"})
+    assert pair.returncode != 0 and "cut -d, -f1" in pair.stderr
+    done = make(repo, "seal", "ENV=dev", "SECRET=airflow-fernet-key", env={**base_env, "AIRFLOW_FERNET_KEY": new})
+    assert done.returncode == 0, done.stderr
+    assert plain(repo, controller_key)["airflow-fernet-key"] == {"value": new}
+
+
+def test_rotating_away_from_the_chart_default_is_allowed(repo, controller_key, base_env) -> None:
+    default = yaml.safe_load(shared_path("chart", "airflow-8.9.0-values.yaml").read_text())["airflow"]["fernetKey"]
+    result = make(repo, "rotate-fernet", "ENV=dev", env={**base_env, "AIRFLOW_FERNET_KEY_OLD": default})
+    assert result.returncode == 0, result.stderr
+    assert "public default" in result.stdout and default not in result.stdout
+    new, previous = plain(repo, controller_key)["airflow-fernet-key"]["value"].split(",")
+    assert previous == default
+    assert_fernet(new)
+
+
+def bad_new_keys() -> list[tuple[str, str, str]]:
+    key = fernet_key()
+    return [
+        ("garbage", "garbage", "is not a Fernet key"),
+        ("trailing newline", key + "\n", "newline"),
+        ("two keys", f"{key},{fernet_key()}", "cut -d, -f1"),
+        ("still base64", base64.b64encode(key.encode()).decode(), "base64 -d"),
+        ("not random", base64.urlsafe_b64encode(b"\0" * 32).decode(), "is not random"),
+        ("a password", "correct-horse-battery-staple", "is not a Fernet key"),
+    ]
+
+
+@pytest.mark.parametrize(("value", "message"), [(v, m) for _, v, m in bad_new_keys()],
+                         ids=[i for i, _, _ in bad_new_keys()])
+def test_make_seal_rejects_a_bad_fernet_key(repo, base_env, value, message) -> None:
+    """A bad key sealed would stop every Airflow pod at start: refused, nothing written."""
+    before = secret_files(repo)
+    for args in (["SECRET=airflow-fernet-key"], []):
+        result = make(repo, "seal", "ENV=dev", *args, env={**base_env, **PASSWORDS, "AIRFLOW_FERNET_KEY": value})
+        assert result.returncode != 0, result.stdout
+        assert "AIRFLOW_FERNET_KEY" in result.stderr and message in result.stderr, result.stderr
+        assert secret_files(repo) == before
+
+
+def test_make_seal_rejects_the_chart_default_key(repo, base_env) -> None:
+    default = yaml.safe_load(shared_path("chart", "airflow-8.9.0-values.yaml").read_text())["airflow"]["fernetKey"]
+    before = secret_files(repo)
+    result = make(repo, "seal", "ENV=dev", "SECRET=airflow-fernet-key", env={**base_env, "AIRFLOW_FERNET_KEY": default})
+    assert result.returncode != 0 and "public default" in result.stderr and "rotate-fernet" in result.stderr
+    assert secret_files(repo) == before
+
+
+def test_copy_time_sealing_rejects_a_bad_fernet_key(tmp_path, copy_project, demo_answers, cert, monkeypatch) -> None:
+    for name, value in PASSWORDS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW_FERNET_KEY", "garbage")
+    dst = tmp_path / "dst"
+    with pytest.raises(ValueError, match="is not a Fernet key"):
+        copy_project(dst, {**demo_answers, "sealed_secrets_cert": str(cert)})
+    assert_nothing_written(dst)
