@@ -27,6 +27,20 @@ from jinja2 import Environment, pass_context
 from jinja2.ext import Extension
 from jinja2.runtime import Context
 
+try:  # Copier's CLI prints a UserMessageError as one red line instead of a traceback
+    from copier.errors import UserMessageError
+except ImportError:  # pragma: no cover - copier is always there when this runs
+    UserMessageError = Exception  # type: ignore[misc,assignment]
+
+
+class CopyRefused(UserMessageError, ValueError):  # type: ignore[misc]
+    """The copy cannot seal: raised before any file is written; a ValueError for the API."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 SEAL_SCRIPT = Path(__file__).resolve().parent.parent / "template" / "scripts" / "seal.py"
 QUESTION_SOURCES = {  # secret question -> (SealedSecret, key)
     "db_password": ("airflow-db", "password"),
@@ -89,7 +103,7 @@ def sealed(ctx: Context, name: str, key: str, answer: str = "") -> str:
         return f'"{seal.placeholder(ctx["environment"], name)}"'
     if missing := missing_secrets(ctx):
         envs = [source_env(q) for q in missing]
-        raise ValueError(f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored) "
+        raise CopyRefused(f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored) "
                          f"or set {', '.join(envs)}; nothing was written")
     source = seal.SOURCES[name][key]
     value = answer or os.environ.get(source.env) or (seal.generate(source.generate) if source.generate else "")
@@ -97,7 +111,7 @@ def sealed(ctx: Context, name: str, key: str, answer: str = "") -> str:
         raise ValueError(f"no value to seal for {name}/{key}: set {source.env}")
     if problem := seal.check_plaintext(name, key, value):  # an env var bypasses the prompt's validator
         question = next((q for q, src in QUESTION_SOURCES.items() if src == (name, key)), source.env)
-        raise ValueError(f"Validation error for question '{question}': {problem}; nothing was written")
+        raise CopyRefused(f"Validation error for question '{question}': {problem}; nothing was written")
     return seal.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
 
 

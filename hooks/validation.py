@@ -75,7 +75,9 @@ def environment(value: Any, dst_path: Any = None, answers_file: Any = None) -> s
         # copier copy over an existing environment (--overwrite) would replace the user's edits.
         return (f"environment {value!r} already exists in {dst} ({answers.name}): copier copy would overwrite "
                 f"your edits. Change it with `make update` (or copier update); for copier recopy set {RECOPY_ENV}=1")
-    if recorded is None and (dst / "deploy" / "overlays" / value).exists():
+    overlay = dst / "deploy" / "overlays" / value
+    # Files, not directories: a copy that failed may leave empty directories behind, retry is fine.
+    if recorded is None and overlay.is_dir() and any(p.is_file() for p in overlay.rglob("*")):
         return (f"environment {value!r} already exists in {dst} (deploy/overlays/{value}); "
                 "use copier update to change it, or pick another name")
     return ""

@@ -101,3 +101,30 @@ def test_copying_an_existing_environment_again_is_refused(tmp_path, copy_project
     with pytest.raises(ValueError, match=r"environment 'dev' already exists .* copier copy would overwrite"):
         copy_project(repo, demo_answers, overwrite=True)
     assert values.read_text().endswith("# my edit\n")
+
+
+def test_sealing_a_new_environment_without_passwords_leaves_nothing(tmp_path, copy_project, demo_answers,
+                                                                     monkeypatch) -> None:
+    """Adding an environment with a certificate but no passwords: one clear error, no half repo, and
+    the retry is not refused as "environment already exists"."""
+    from controller import make_cert, make_key
+
+    for name in ("AIRFLOW_DB_PASSWORD", "AIRFLOW_REDIS_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    commit_all(repo, "dev")
+    cert = make_cert(make_key(2048), tmp_path / "cert.pem")
+    staging = {**staging_answers(demo_answers), "sealed_secrets_cert": str(cert)}
+    data = tmp_path / "staging.yml"
+    data.write_text(yaml.safe_dump(staging))
+    cli = subprocess.run([sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet", "--data-file",
+                          str(data), "-a", ".copier-answers.staging.yml", str(ROOT), str(repo)],
+                         capture_output=True, text=True)
+    assert cli.returncode != 0
+    assert "needs db_password, redis_password, admin_password" in cli.stderr and "Traceback" not in cli.stderr
+    assert changed_paths(repo) == set()
+    monkeypatch.setenv("AIRFLOW_DB_PASSWORD", "db-Pa55word-5f1d9c")
+    monkeypatch.setenv("AIRFLOW_REDIS_PASSWORD", "redis-T0ken-8e27aa")
+    monkeypatch.setenv("AIRFLOW_ADMIN_PASSWORD", "admin-Pa55-03bc71")
+    copy_project(repo, staging, answers_file=".copier-answers.staging.yml")  # the retry works
+    assert (repo / "deploy/overlays/staging/secrets/airflow-db.yaml").is_file()
