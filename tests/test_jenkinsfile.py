@@ -171,8 +171,9 @@ def test_values_match_the_overlay(generated) -> None:
     entry = re.search(rf"'{env}': \[namespace: '([^']+)', claim: '([^']+)'", text)
     namespace, claim = entry.groups()
     built = kustomize_build(repo / "deploy/overlays" / env)
-    assert namespace == next(o["metadata"]["name"] for o in built if o["kind"] == "Namespace")
-    assert any(o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == claim for o in built)
+    assert namespace == answers["namespace"]
+    assert any(o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == claim
+               and o["metadata"]["namespace"] == namespace for o in built)
 
     pod = agent_pod(text, claim)
     kubernetes_validate.validate(pod, "1.34.0", strict=True)
@@ -339,9 +340,10 @@ def test_agent_rbac_is_in_the_overlay(rbac_repo) -> None:
 def check_project_admits_agent_rbac(repo: Path, answers: dict) -> None:
     """Argo CD applies the overlay under the environment's AppProject: its namespaced-resource lists
     must let the ServiceAccount, Role and RoleBinding through (Flux applies with its own identity)."""
-    (project,) = [o for o in kustomize_build(repo / "clusters" / answers["environment"])
-                  if o["kind"] == "AppProject" and answers["namespace"] in
-                  [d.get("namespace") for d in o["spec"].get("destinations", [])]]
+    projects = [o for path in sorted((repo / "clusters").rglob("*.yaml")) for o in yaml.safe_load_all(path.read_text())
+                if isinstance(o, dict) and o.get("kind") == "AppProject"]
+    (project,) = [o for o in projects
+                  if answers["namespace"] in [d.get("namespace") for d in o["spec"].get("destinations", [])]]
     spec = project["spec"]
     for group, kind in (("", "ServiceAccount"), ("rbac.authorization.k8s.io", "Role"),
                         ("rbac.authorization.k8s.io", "RoleBinding")):
