@@ -5,6 +5,7 @@ for versions in (old, new]); each entry calls one of these commands in the proje
 
     migrations.py rename-answer ANSWERS_FILE OLD NEW   (stage "before": Copier reloads answers)
     migrations.py rename-key GLOB OLD.DOTTED.PATH NEW.DOTTED.PATH   (user YAML, e.g. values files)
+    migrations.py move-cluster-dir ENV CLUSTER_SLUG ENGINE   (v0.2.0, stage "after")
 
 Edits are ruamel.yaml round-trips: comments, key order and quoting survive. Every command is
 idempotent (nothing to rename means nothing written), because an interrupted update is re-run.
@@ -12,6 +13,7 @@ idempotent (nothing to rename means nothing written), because an interrupted upd
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +75,51 @@ def rename_key_glob(pattern: str, old: str, new: str) -> list[str]:
     return [f"{p}: {old} -> {new}" for p in sorted(Path.cwd().glob(pattern)) if rename_key(p, old, new)]
 
 
-COMMANDS: dict[str, Callable[..., list[str]]] = {"rename-answer": rename_answer, "rename-key": rename_key_glob}
+def move_cluster_dir(env: str, slug: str, engine: str) -> list[str]:
+    """v0.2.0: clusters/<env>/ became clusters/<cluster>/ (add-ons once per cluster) + clusters/<cluster>/<env>/.
+
+    Copier has already removed the old files it owned. What is left to move is yours: the Flux
+    bootstrap (`clusters/<env>/flux-system/`, whose sync still points at ./clusters/<env>). It moves
+    to clusters/<cluster>/ with its path rewritten, and clusters/<env>/kustomization.yaml forwards the
+    old path to the new objects (same names: nothing is pruned) until the new sync is applied."""
+    old, new = Path("clusters") / env, Path("clusters") / slug
+    if env == slug or not old.is_dir() or not new.is_dir():
+        return []
+    done: list[str] = []
+    bootstrap = old / "flux-system"
+    if bootstrap.is_dir() and not (new / "flux-system").exists():
+        bootstrap.rename(new / "flux-system")
+        done.append(f"moved {bootstrap} to {new / 'flux-system'}")
+        sync = new / "flux-system" / "gotk-sync.yaml"
+        if sync.is_file():
+            text = sync.read_text()
+            fixed = re.sub(rf"(path:\s*['\"]?)\./?clusters/{re.escape(env)}(['\"]?\s*$)", rf"\g<1>./{new}\g<2>",
+                           text, flags=re.M)
+            if fixed != text:
+                sync.write_text(fixed)
+                done.append(f"{sync}: sync path ./{old} -> ./{new}")
+    forwarder = old / "kustomization.yaml"
+    if (done or engine == "argocd") and not forwarder.exists():
+        if engine == "argocd":
+            resources = [f"../{slug}", f"../{slug}/{env}"]
+        else:  # Flux's clusters/<cluster>/ has no kustomization.yaml: name what it holds
+            files = sorted(f"../{slug}/{p.relative_to(new).as_posix()}" for p in new.rglob("*.yaml")
+                           if "flux-system" not in p.relative_to(new).parts)
+            resources = [*files, f"../{slug}/flux-system"]
+        forwarder.write_text("# Left by the v0.2.0 migration: the old bootstrap path now applies the new layout.\n"
+                             f"# Delete clusters/{env}/ once your sync points at ./clusters/{slug}.\n"
+                             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+                             + "".join(f"  - {r}\n" for r in resources))
+        done.append(f"wrote {forwarder} (forwards ./{old} to ./{new})")
+    leftovers = sorted(str(p) for p in old.rglob("*") if p.is_file() and p != forwarder)
+    if leftovers:
+        done.append(f"left in {old} (files you edited: carry your changes over to {new}/{env}/): "
+                    + ", ".join(leftovers))
+    return done
+
+
+COMMANDS: dict[str, Callable[..., list[str]]] = {"rename-answer": rename_answer, "rename-key": rename_key_glob,
+                                                 "move-cluster-dir": move_cluster_dir}
 
 
 def main(argv: list[str]) -> int:

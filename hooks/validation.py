@@ -458,6 +458,11 @@ def groovy_str(value: Any) -> str:
     return f"'{text}'"
 
 
+def cluster_slug(name: Any) -> str:
+    """clusters/<slug>/: an EKS cluster name (letters, digits, '-', '_') as a DNS-safe directory name."""
+    return str(name).lower().replace("_", "-")
+
+
 REMOTE_SOURCE = re.compile(r"^([a-z][a-z0-9+.-]*://|gh:|gl:|[\w.-]+@[\w.-]+:)")
 
 
@@ -479,3 +484,4 @@ class ValidationExtension(Extension):
         environment.filters["yaml_str"] = yaml_str
         environment.filters["groovy_str"] = groovy_str
         environment.filters["absolute_src"] = absolute_src
+        environment.filters["cluster_slug"] = cluster_slug

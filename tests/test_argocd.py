@@ -66,7 +66,7 @@ def test_no_argo_objects_in_a_flux_repo(tmp_path, copy_project, demo_answers) ->
 
 def test_application_deploys_chart_and_overlay(argo_repo: Path) -> None:
     answers = yaml.safe_load((argo_repo / ".copier-answers.yml").read_text())
-    objects = {(o["kind"], o["metadata"]["name"]): o for o in kustomize_build(argo_repo / "clusters/dev")}
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in kustomize_build(argo_repo / "clusters/demo-cluster/dev")}
     app = objects[("Application", "airflow-dev")]["spec"]
     chart, values = app["sources"]
     assert (chart["repoURL"], chart["chart"], chart["targetRevision"]) == (
@@ -84,13 +84,17 @@ def test_application_deploys_chart_and_overlay(argo_repo: Path) -> None:
     project = objects[("AppProject", app["project"])]["spec"]
     assert sorted(project["sourceRepos"]) == sorted([GIT_REPO, "https://airflow-helm.github.io/charts"])
     assert project["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "airflow-dev"}]
-    assert objects[("Application", "sealed-secrets")]["spec"]["destination"]["namespace"] == "kube-system"
+    addons = {(o["kind"], o["metadata"]["name"]): o for o in kustomize_build(argo_repo / "clusters/demo-cluster")}
+    assert addons[("Application", "sealed-secrets")]["spec"]["destination"]["namespace"] == "kube-system"
+    assert set(addons) == {("AppProject", "platform"), ("Application", "infrastructure"),
+                           ("Application", "sealed-secrets")}, "add-ons once per cluster, nothing per environment"
 
 
 def test_overlay_objects_sync_before_the_chart(argo_repo: Path) -> None:
     built = kustomize_build(argo_repo / "deploy/overlays/dev")
     assert {o["kind"] for o in built} >= {"Namespace", "PersistentVolume", "PersistentVolumeClaim", "SealedSecret"}
-    assert {o["kind"] for o in built} <= {"Namespace", "PersistentVolume", "PersistentVolumeClaim", "SealedSecret"}
+    assert {o["kind"] for o in built} <= {"Namespace", "PersistentVolume", "PersistentVolumeClaim", "SealedSecret",
+                                          "ServiceAccount", "Role", "RoleBinding"}
     for obj in built:
         assert obj["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-1", obj["kind"]
 
@@ -120,8 +124,8 @@ def test_switch_from_flux_to_argo_with_copier_update(tmp_path, copy_project, dem
     assert not (repo / "deploy/base/helmrelease.yaml").exists()
     assert not (repo / "infrastructure/sealed-secrets").exists()
     for env_name in ("dev", "staging"):
-        assert (repo / f"clusters/{env_name}/kustomization.yaml").is_file()
-        app = yaml.safe_load((repo / f"clusters/{env_name}/airflow.yaml").read_text())
+        assert (repo / f"clusters/demo-cluster/{env_name}/kustomization.yaml").is_file()
+        app = yaml.safe_load((repo / f"clusters/demo-cluster/{env_name}/airflow.yaml").read_text())
         assert app["kind"] == "Application" and app["spec"]["destination"]["namespace"] == f"airflow-{env_name}"
 
 

@@ -30,8 +30,10 @@ def test_second_environment_owns_only_its_directories(tmp_path, copy_project, de
     # Only per-environment answers are given: the repo-wide ones come from .copier-answers.yml.
     copy_project(repo, PER_ENV, answers_file=".copier-answers.staging.yml")
     changed = changed_paths(repo)
+    # staging-cluster has no other environment: staging brings its add-on Kustomization too.
     assert changed - {"Jenkinsfile"} == {p for p in changed if p.startswith(
-        ("clusters/staging/", "deploy/overlays/staging/", ".copier-answers.staging.yml"))}
+        ("clusters/staging-cluster/", "deploy/overlays/staging/", ".copier-answers.staging.yml"))}
+    assert "clusters/staging-cluster/infrastructure.yaml" in changed
     assert "Jenkinsfile" in changed  # registered by the copy-time task, see below
 
     main = yaml.safe_load((repo / ".copier-answers.yml").read_text())

@@ -31,9 +31,12 @@ def test_no_plaintext_secret_in_any_file(tmp_path: Path, copy_project, demo_answ
 
 def test_every_secret_is_a_sealed_secret_placeholder(tmp_path: Path, copy_project, demo_answers) -> None:
     repo = copy_project(tmp_path / "repo", demo_answers)
-    for path in (repo / "deploy/overlays/dev/secrets").glob("*.yaml"):
+    folder = repo / "deploy/overlays/dev/secrets"
+    kinds = {p.name: yaml.safe_load(p.read_text())["kind"] for p in folder.glob("*.yaml")}
+    assert {n: k for n, k in kinds.items() if k != "SealedSecret"} == {"kustomization.yaml": "Kustomization",
+                                                                        "namespace.yaml": "Namespace"}
+    for path in (folder / name for name, kind in kinds.items() if kind == "SealedSecret"):
         obj = yaml.safe_load(path.read_text())
-        assert obj["kind"] == "SealedSecret"
         for key, value in obj["spec"]["encryptedData"].items():
             # Obviously not ciphertext (never an "Ag..." look-alike) and says how to seal it.
             assert value.startswith("UNSEALED: run make seal ENV=dev SECRET="), (path.name, key)

@@ -55,8 +55,8 @@ def v2_fixes(template: Path) -> None:
         if "web_hostname" in path.read_text():
             edit(path, "web_hostname", "ingress_host")
     edit(template / "hooks/validation.py", '"web_hostname": web_hostname,', '"ingress_host": web_hostname,')
-    edit(template / "copier.yml", "_migrations: []\n", "_migrations:\n" + MIGRATION)
-    edit(template / "pyproject.toml", 'version = "0.1.0"', 'version = "0.2.0"')
+    edit(template / "copier.yml", "_migrations:\n", "_migrations:\n" + MIGRATION)
+    edit(template / "pyproject.toml", 'version = "0.2.0"', 'version = "0.2.1"')
 
 
 @pytest.fixture
@@ -207,3 +207,67 @@ def test_make_update_explains_a_relative_template_path(project: Path) -> None:
     result = make_update(project)
     assert result.returncode != 0
     assert "_src_path '.' is relative" in result.stderr and "set `_src_path`" in result.stderr
+
+
+PREVIOUS_RELEASE = "f686664"  # main before v0.2.0: the layout clusters/<env>/ that repositories have today
+
+
+@pytest.fixture
+def released(tmp_path: Path, template_src: Path) -> Path:
+    """The template as released: v0.1.0 from the git history, v0.2.0 this tree."""
+    import io
+    import shutil
+    import tarfile
+
+    from conftest import ROOT, SNAPSHOT_IGNORE, skip_or_fail
+
+    probe = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{PREVIOUS_RELEASE}^{{commit}}"])
+    if probe.returncode != 0:
+        skip_or_fail(f"commit {PREVIOUS_RELEASE} (v0.1.0) is not in this clone's history (shallow clone?)")
+    repo = tmp_path / "released"
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", PREVIOUS_RELEASE], capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(repo)
+    commit_all(repo, "v0.1.0", tag="v0.1.0")
+    for path in repo.iterdir():
+        if path.name != ".git":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.copytree(template_src, repo, ignore=SNAPSHOT_IGNORE, dirs_exist_ok=True)
+    commit_all(repo, "v0.2.0", tag="v0.2.0")
+    return repo
+
+
+def test_update_from_the_previous_release_moves_the_flux_bootstrap(tmp_path: Path, released: Path,
+                                                                    demo_answers) -> None:
+    """v0.1.0 repos keep clusters/<env>/ with the Flux bootstrap in it: the update moves it to
+    clusters/<cluster>/ and leaves a forwarder, so the running Flux applies the same object names."""
+    import copier
+
+    repo = tmp_path / "project"
+    copier.run_copy(str(released), repo, data={**demo_answers, "web_hostname": ""}, defaults=True, unsafe=True,
+                    quiet=True, vcs_ref="v0.1.0")
+    bootstrap = repo / "clusters/dev/flux-system"
+    bootstrap.mkdir()
+    (bootstrap / "kustomization.yaml").write_text("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                                                  "resources:\n  - gotk-sync.yaml\n")
+    (bootstrap / "gotk-sync.yaml").write_text(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: flux-system\n"
+        "  namespace: flux-system\nspec:\n  interval: 10m0s\n  path: ./clusters/dev\n  prune: true\n"
+        "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n")
+    commit_all(repo, "generated at v0.1.0, bootstrapped")
+    result = make_update(repo, "VERSION=v0.2.0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert leftovers(repo) == []
+    moved = repo / "clusters/demo-cluster/flux-system/gotk-sync.yaml"
+    assert "path: ./clusters/demo-cluster\n" in moved.read_text()
+    assert "moved clusters/dev/flux-system" in result.stdout
+    # The old path (what the running Flux still syncs) builds the same Kustomizations as the new one.
+    from conftest import kubectl_path
+
+    def names(path: Path) -> set[str]:
+        out = subprocess.run([str(kubectl_path()), "kustomize", "--load-restrictor=LoadRestrictionsNone", str(path)],
+                             capture_output=True, text=True, check=True).stdout
+        return {d["metadata"]["name"] for d in yaml.safe_load_all(out) if d and d["kind"] == "Kustomization"}
+
+    assert names(repo / "clusters/dev") == {"flux-system", "infrastructure", "airflow-dev-secrets", "airflow-dev"}
+    assert sorted(p.name for p in (repo / "clusters/dev").iterdir()) == ["kustomization.yaml"]

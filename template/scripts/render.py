@@ -44,6 +44,7 @@ from validate import (
     find,
     find_kubectl,
     helm_values,
+    kustomization_file,
     kustomize_build,
     load_answers,
     ns_of,
@@ -132,7 +133,10 @@ def _flux_default_name(hr: dict) -> str:
 
 
 def argo_release(repo: Path, env: str, kubectl: str) -> Release:
-    objs, _ = build(kubectl, repo / "clusters" / env, "argocd")
+    dirs = sorted(p for p in (repo / "clusters").glob(f"*/{env}") if p.is_dir())
+    if len(dirs) != 1:
+        raise RenderError(f"expected one clusters/<cluster>/{env} directory, found {len(dirs)}")
+    objs, _ = build(kubectl, dirs[0], "argocd")
     for app in (o for o in objs if o.get("kind") == "Application"):
         sources = argo_sources(app)
         charts = [s for _, s in sources if s.get("chart")]
@@ -161,6 +165,9 @@ def release_of(repo: Path, env: str, kubectl: str) -> Release:
         raise RenderError(f"no environment {env!r}: {overlay} does not exist (have: {', '.join(environments(repo))})")
     objs, raw = build(kubectl, overlay, engine)
     release = flux_release(repo, env, objs) if engine == "flux" else argo_release(repo, env, kubectl)
+    secrets = overlay / "secrets"
+    if engine == "flux" and kustomization_file(secrets):  # its own Kustomization, applied first
+        raw += build(kubectl, secrets, engine)[1]
     release.objects = raw
     return release
 

@@ -208,9 +208,17 @@ def env_of(build: str) -> str:
     parts = Path(build).parts
     if "overlays" in parts[:-1]:
         return parts[parts.index("overlays") + 1]
-    if len(parts) > 1 and parts[0] == "clusters":
-        return parts[1]
+    if len(parts) > 2 and parts[0] == "clusters":  # clusters/<cluster>/<env>
+        return parts[2]
     return parts[-1] if parts else "<env>"
+
+
+def companion_objects(build: str, builds: dict[str, list[dict]]) -> list[dict]:
+    """The other half of an environment's namespace: deploy/overlays/<env> <-> deploy/overlays/<env>/secrets,
+    when they are separate builds (Flux applies secrets/ first, as its own Kustomization)."""
+    path = Path(build)
+    other = path.parent if path.name == "secrets" else path / "secrets"
+    return builds.get(str(other), []) if "overlays" in path.parts else []
 
 
 # ---------------------------------------------------------------- schemas
@@ -618,8 +626,11 @@ def check_value_refs(values: dict, namespace: str | None, objs: list[dict]) -> l
 
 # ---------------------------------------------------------------- object checks
 def check_helmreleases(objs: list[dict], chart_defaults: dict | None = None,
-                       chart_keys: dict | None = None) -> list[Issue]:
+                       chart_keys: dict | None = None, context: list[dict] | None = None) -> list[Issue]:
+    """`context`: every object of the release's namespace (the Secrets its values name may come
+    from another Kustomization of the same environment)."""
     chart_keys = chart_keys if chart_keys is not None else chart_defaults
+    context = context if context is not None else objs
     issues: list[Issue] = []
     for hr in (o for o in objs if o.get("kind") == "HelmRelease"):
         def err(msg: str, level: str = "ERROR", hr: dict = hr) -> None:
@@ -659,7 +670,7 @@ def check_helmreleases(objs: list[dict], chart_defaults: dict | None = None,
             for path in unknown_key_paths(values, chart_keys):
                 if "." in path:  # top-level ones are reported by check_airflow_values
                     err(f"values: unknown key path `{path}` (not in the chart's values.yaml; Helm ignores it)")
-        for msg in check_value_refs(values, spec.get("targetNamespace") or ns_of(hr), objs):
+        for msg in check_value_refs(values, spec.get("targetNamespace") or ns_of(hr), context):
             err(f"values: {msg}")
     return issues
 
@@ -811,6 +822,48 @@ def check_flux_kustomizations(objs: list[dict], repo: Path, generated_dirs: set[
             issues.append(Issue("ERROR", ref(ks), f"sourceRef {src.get('kind')}/{src_ns}/{src.get('name')} "
                                 "not found in this build"))
     return issues
+
+
+def release_values(objs: list[dict]) -> dict | None:
+    """The merged Helm values of the build's HelmRelease (Flux), or None."""
+    releases = [o for o in objs if o.get("kind") == "HelmRelease"]
+    if len(releases) != 1:
+        return None
+    values, errors, warnings = helm_values(releases[0], objs)
+    return None if errors or warnings else values
+
+
+def check_environments(builds: dict[str, list[dict]]) -> list[tuple[str, Issue]]:
+    """Environments on one cluster (clusters/<cluster>/<env>/) must not share a namespace: they would
+    share the Helm release, the DAG volume and the Secrets. Nor may two share an S3 log folder."""
+    cluster_of = {parts[2]: parts[1] for name in builds if len(parts := Path(name).parts) >= 3
+                  and parts[0] == "clusters"}
+    seen_ns: dict[tuple[str, str], str] = {}
+    seen_logs: dict[str, str] = {}
+    found = []
+    for name, objs in sorted(builds.items()):
+        parts = Path(name).parts
+        if len(parts) != 3 or parts[:2] != ("deploy", "overlays"):
+            continue
+        env = parts[2]
+        namespaces = {ns_of(o) for o in objs if ns_of(o)}
+        for ns in sorted(namespaces):
+            key = (cluster_of.get(env, "?"), ns)
+            if key in seen_ns:
+                found.append((name, Issue("ERROR", "", f"namespace {ns!r} is also environment {seen_ns[key]!r}'s on "
+                              f"cluster {key[0]!r}: the two would share the release, the DAG volume and the "
+                              "Secrets")))
+            seen_ns.setdefault(key, env)
+        folder = dig(release_values(objs) or {}, "airflow.config.AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER")
+        if folder:
+            folder = str(folder).rstrip("/")
+            for other_folder, other in seen_logs.items():
+                if folder == other_folder or folder.startswith(other_folder + "/") or \
+                        other_folder.startswith(folder + "/"):
+                    found.append((name, Issue("ERROR", "", f"remote log folder {folder} overlaps environment "
+                                  f"{other!r}'s {other_folder}: their task logs would mix")))
+            seen_logs[folder] = env
+    return found
 
 
 def check_namespace(objs: list[dict]) -> list[Issue]:
@@ -1239,12 +1292,14 @@ def _walk(root: Path):
         yield Path(dirpath), dirnames, sorted(filenames)
 
 
-def discover_builds(repo: Path) -> tuple[list[Path], set[Path]]:
-    """(build roots, clusters/<env> dirs). Roots are kustomizations no other kustomization
-    includes, plus each clusters/<env> dir (Flux applies it, generating a kustomization)."""
+def discover_builds(repo: Path, engine: str | None = "flux") -> tuple[list[Path], set[Path]]:
+    """(build roots, clusters/<cluster> dirs). Roots are kustomizations no other kustomization
+    includes, plus, under Flux, each clusters/<cluster> dir (a bootstrap path: Flux applies it,
+    generating a kustomization of everything below it). Argo CD's clusters/ dirs are plain
+    kustomizations (kubectl apply -k)."""
     clusters_dir = repo / "clusters"
     generated = {p.resolve() for p in clusters_dir.iterdir() if p.is_dir() and not p.name.startswith(".")} \
-        if clusters_dir.is_dir() else set()
+        if clusters_dir.is_dir() and engine != "argocd" else set()
     kdirs = [d.resolve() for d, _, files in _walk(repo) if any(f in files for f in KUSTOMIZATION_FILES)]
     included: set[Path] = set()
     for d in kdirs:
@@ -1331,34 +1386,38 @@ def validate_repo(repo: Path, strict: bool = False) -> Report:
         report.add(where, issue)
     chart_defaults, chart_keys = _chart_defaults(report, repo)
     engine = load_answers(repo).get("gitops_engine")
-    targets, generated = discover_builds(repo)
+    targets, generated = discover_builds(repo, engine)
     if not targets:
         report.add("validate", Issue("ERROR", "", f"no kustomization or clusters/<env> dir found under {repo}"))
     built: dict[str, list[dict]] = {}
-    every: dict[str, list[dict]] = {}  # including clusters/<env>
+    every: dict[str, list[dict]] = {}  # including clusters/<cluster>
     unchecked: set[str] = set()
     for target in targets:
         name = str(target.relative_to(repo)) or "."
         report.builds += 1
         try:
-            objs = kustomize_build(kubectl, target, root_only=engine == "argocd")
+            every[name] = kustomize_build(kubectl, target, root_only=engine == "argocd")
         except (BuildError, OSError, subprocess.SubprocessError) as exc:
             report.add(name, Issue("ERROR", "", f"kustomize build failed: {exc}"))
             continue
-        report.objects += len(objs)
+        report.objects += len(every[name])
+        if target not in generated:  # clusters/<cluster> are separate clusters by design
+            built[name] = every[name]
+    for name, objs in every.items():
+        # What the namespace holds: an overlay and its secrets/ (Flux applies them as two Kustomizations).
+        context = objs + companion_objects(name, every)
         issues, missing = check_schemas(objs, store, k8s_version)
         unchecked |= missing
-        issues += check_helmreleases(objs, chart_defaults, chart_keys)
+        issues += check_helmreleases(objs, chart_defaults, chart_keys, context)
         issues += check_sealed_secrets(objs, env_of(name), strict)
-        issues += check_volumes(objs)
+        issues += check_volumes(context if "overlays" in Path(name).parts[:-1] else objs)
         issues += check_flux_kustomizations(objs, repo, generated)
         if "overlays" in Path(name).parts[:-1]:  # an environment overlay
-            issues += check_namespace(objs)
-        for issue in issues:
+            issues += check_namespace(context)
+        for issue in dict.fromkeys(issues):  # an issue of the shared context once per build
             report.add(name, issue)
-        every[name] = objs
-        if target not in generated:  # clusters/<env> are separate clusters by design
-            built[name] = objs
+    for name, issue in check_environments(every):
+        report.add(name, issue)
     for name, issue in check_cluster_scoped(built) + check_engine_purity(every, engine):
         report.add(name, issue)
     for name, issue in check_argo_applications(every, repo, chart_defaults, chart_keys):
