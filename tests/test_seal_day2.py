@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_nothing_written, kustomize_build, load_module, shared_path
+from conftest import assert_nothing_written, load_module, shared_path
 from controller import make_cert, make_key, unseal_object
 from cryptography.fernet import Fernet
+from test_secrets import built_sealed_secrets, read_until
 
 seal = load_module("template/scripts/seal.py", "seal_day2")
 
@@ -68,9 +69,8 @@ def secret_files(repo: Path, env: str = "dev") -> dict[str, bytes]:
 def plain(repo: Path, controller_key, env: str = "dev") -> dict[str, dict[str, str]]:
     """What the controller decrypts, from the SealedSecrets as the cluster receives them (kustomize build);
     placeholders left out."""
-    return {o["metadata"]["name"]: unseal_object(controller_key, o)
-            for o in kustomize_build(repo / "deploy/overlays" / env) if o["kind"] == "SealedSecret"
-            and not any(str(v).startswith("UNSEALED") for v in o["spec"]["encryptedData"].values())}
+    return {name: unseal_object(controller_key, o) for name, o in built_sealed_secrets(repo, env).items()
+            if not any(str(v).startswith("UNSEALED") for v in o["spec"]["encryptedData"].values())}
 
 
 def assert_fernet(key: str) -> None:
@@ -216,8 +216,6 @@ def test_an_entry_that_is_neither_placeholder_nor_sealed_is_not_regenerated(repo
 def test_prompt_with_empty_answer_keeps_a_sealed_password(repo, cert, controller_key, base_env) -> None:
     """On a terminal, an already sealed password is asked for; Enter alone keeps it."""
     import pty
-
-    from test_secrets import read_until
 
     assert make(repo, "seal", "ENV=dev", env={**base_env, **PASSWORDS}).returncode == 0
     files = secret_files(repo)

@@ -43,8 +43,11 @@ def sealed_repo(tmp_path: Path, copy_project, demo_answers, cert, monkeypatch) -
 
 
 def built_sealed_secrets(repo: Path, env: str = "dev") -> dict[str, dict]:
-    """SealedSecrets as the cluster receives them: after the kustomize build."""
-    return {o["metadata"]["name"]: o for o in kustomize_build(repo / "deploy/overlays" / env)
+    """SealedSecrets as the cluster receives them: after the kustomize build of the overlay, and of
+    its secrets/ when that is a Kustomization of its own (Flux applies it first)."""
+    overlay = repo / "deploy/overlays" / env
+    builds = [overlay] + ([overlay / "secrets"] if (overlay / "secrets/kustomization.yaml").is_file() else [])
+    return {o["metadata"]["name"]: o for path in builds for o in kustomize_build(path)
             if o["kind"] == "SealedSecret"}
 
 

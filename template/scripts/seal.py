@@ -391,16 +391,25 @@ def seal_file(path: Path, public_key, *, scope: str, interactive: bool,
     return sorted(plan.sealed)
 
 
+def is_sealed_secret(path: Path) -> bool:
+    """A SealedSecret manifest (the folder also holds its kustomization.yaml and the Namespace)."""
+    try:
+        doc = _yaml().load(path.read_text())
+    except Exception as exc:  # ruamel's parser errors share no useful base class
+        raise SealError(f"{path}: not readable YAML: {exc}") from exc
+    return isinstance(doc, dict) and doc.get("kind") == "SealedSecret"
+
+
 def secret_files(repo: Path, env: str, secret: str | None) -> list[Path]:
     folder = repo / "deploy" / "overlays" / env / "secrets"
     if not folder.is_dir():
         raise SealError(f"no environment {env!r}: {folder} does not exist")
-    files = sorted(folder.glob("*.yaml"))
+    files = [f for f in sorted(folder.glob("*.yaml")) if is_sealed_secret(f)]
     if secret:
+        have = ", ".join(f.stem for f in files)
         files = [f for f in files if f.stem == secret]
         if not files:
-            raise SealError(f"no SealedSecret {secret!r} in {folder} (have: "
-                            f"{', '.join(p.stem for p in sorted(folder.glob('*.yaml')))})")
+            raise SealError(f"no SealedSecret {secret!r} in {folder} (have: {have})")
     return files
 
 
