@@ -384,6 +384,9 @@ def jenkins_service_account(value: Any) -> str:
                    "must be <namespace>/<name> of a Kubernetes ServiceAccount, e.g. jenkins/jenkins")
     if not err and len(value.split("/")[0]) > 63:
         err = "jenkins_service_account: the namespace part must be at most 63 characters"
+    if not err and value.split("/")[1] == "default":
+        err = ("jenkins_service_account must not be a namespace's default ServiceAccount: every pod there would "
+               "get the agents' rights, and kustomize rewrites the namespace of a subject named default")
     return err
 
 

@@ -368,13 +368,11 @@ def test_every_environment_gets_the_agent_rbac(tmp_path, copy_project, demo_answ
         check_agent_rbac(kustomize_build(repo / "deploy/overlays" / env), namespace, "ci/jenkins")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="kustomize's namespace transformer rewrites the namespace of a subject named "
-                          "`default` to the overlay's (verified with kustomize v5.7.1): a `<ns>/default` "
-                          "answer must be refused at copy time or the overlay must not rewrite subjects")
-def test_a_default_service_account_keeps_its_namespace(tmp_path, copy_project, demo_answers) -> None:
-    repo = copy_project(tmp_path / "repo", {**demo_answers, "jenkins_service_account": "jenkins/default"})
-    check_agent_rbac(kustomize_build(repo / "deploy/overlays/dev"), demo_answers["namespace"], "jenkins/default")
+def test_a_default_service_account_is_refused(tmp_path, copy_project, demo_answers) -> None:
+    """kustomize's namespace transformer rewrites the namespace of a subject named `default` to the
+    overlay's (kustomize v5.7.1), and a default ServiceAccount is every pod's: refused at copy time."""
+    with pytest.raises(ValueError, match=r"'jenkins_service_account'.*default ServiceAccount"):
+        copy_project(tmp_path / "repo", {**demo_answers, "jenkins_service_account": "jenkins/default"})
 
 
 def test_validate_catches_a_jenkinsfile_drifting_from_the_overlay(tmp_path, copy_project, demo_answers) -> None:
@@ -397,3 +395,19 @@ def test_example_dag_compiles(tmp_path, copy_project, demo_answers) -> None:
 def test_unsafe_dag_repo_urls_are_rejected(tmp_path, copy_project, demo_answers, url) -> None:
     with pytest.raises(ValueError, match="dags_repo_url"):
         copy_project(tmp_path / "dst", {**demo_answers, "dags_repo_url": url})
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("  - jenkins-agent-serviceaccount.yaml\n", "", "agent ServiceAccount 'jenkins-agent' is not in the overlay"),
+    ("    name: jenkins\n    namespace: jenkins\n", "    name: someone-else\n    namespace: jenkins\n",
+     "does not bind jenkins/jenkins (jenkins_service_account)"),
+])
+def test_validate_catches_agent_rbac_drift(tmp_path, copy_project, demo_answers, old, new, message) -> None:
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    target = repo / ("deploy/base/kustomization.yaml" if "serviceaccount" in old else
+                     "deploy/base/jenkins-agent-rolebinding.yaml")
+    text = target.read_text()
+    assert old in text, text
+    target.write_text(text.replace(old, new))
+    result = run_validate(repo)
+    assert result.returncode != 0 and message in result.stdout, result.stdout

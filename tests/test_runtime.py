@@ -23,6 +23,7 @@ from conftest import airflow_python, shared_path, skip_or_fail, validate_env
 from controller import make_cert, make_key
 from runtime.deployment import RELEASE_TIMEOUT, Deployment, fernet_decrypt, make_workdir, remove_workdir
 from runtime.sandbox import HarnessError, unavailable, wait_for
+from runtime.tls import CertificateAuthority
 
 pytestmark = [pytest.mark.slow, pytest.mark.runtime]
 
@@ -34,7 +35,7 @@ PASSWORDS = {
     "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-03bc71",
 }
 SCENARIOS = {
-    "celery-tls-auth": {},
+    "celery-tls-auth-verified-rds": {"rds_tls_verify": True},
     "celery-tls-noauth": {"redis_auth": False},
     "celerykubernetes-tls-auth": {"executor": "CeleryKubernetesExecutor"},
 }
@@ -85,9 +86,17 @@ def workdir() -> Iterator[Path]:
     remove_workdir(path)
 
 
+def trust_rds(repo: Path, bundle: Path) -> None:
+    """What `make rds-ca` does, with the harness CA standing in for AWS's RDS bundle."""
+    target = repo / "deploy/overlays/dev/rds-ca-bundle.pem"
+    if target.exists():
+        target.write_text(bundle.read_text())
+
+
 def bring_up(dep: Deployment, chart: Path, workloads: tuple[str, ...]) -> None:
     """What Flux does once the secrets decrypt: every workload at once; their init containers
     (check-db, wait-for-db-migrations) order them, as on a cluster."""
+    trust_rds(dep.repo, dep.ca.bundle)
     dep.render(chart)
     dep.start_services()
     dep.publish_dags()
@@ -119,7 +128,11 @@ def test_release_runs_a_dag_on_the_celery_worker(scenario, prerequisites, sealed
         folder = dep.pod("airflow-scheduler").containers[0].env["AIRFLOW__CORE__DAGS_FOLDER"]
         assert folder == "/opt/efs/dags/current"
         assert dep.sql(f"SELECT fileloc FROM dag WHERE dag_id = '{DAG}'").startswith(folder + "/")
-        # Metadata through pgbouncer: SCRAM-hashed password, TLS on the pgbouncer -> RDS leg.
+        # Metadata through pgbouncer: SCRAM-hashed password, TLS on the pgbouncer -> RDS leg
+        # (verified against the RDS CA bundle and host name where rds_tls_verify is on).
+        ini = dep.objects.secrets["airflow-pgbouncer"]["pgbouncer.ini"]
+        expected_mode = "verify-full" if dep.answers.get("rds_tls_verify") else "require"
+        assert f"server_tls_sslmode = {expected_mode}" in ini
         user = dep.objects.secrets["airflow-db"]["username"]
         assert dep.postgres.psql(f"SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid "
                                  f"WHERE rolname = '{user}'") == "t"
@@ -185,3 +198,21 @@ def test_kubernetes_executor_task_pod_runs_the_dag(prerequisites, sealed_repo, w
         dep.wait_run(DAG, run_id, 240, evidence_from=("airflow-scheduler", "task-pod"))
         host = dep.sql(f"SELECT hostname FROM task_instance WHERE run_id = '{run_id}'")
         assert host == task_pod["metadata"]["name"], f"task ran on {host!r}, not in the task pod"
+
+
+def test_pgbouncer_refuses_an_rds_certificate_it_cannot_verify(prerequisites, sealed_repo, workdir,
+                                                                controller_key) -> None:
+    """verify-full is real: with a CA bundle that did not sign the RDS certificate, pgbouncer's own
+    liveness probe (psql through pgbouncer to RDS) fails, so Airflow would never reach the database."""
+    python, chart = prerequisites
+    repo = sealed_repo(rds_tls_verify=True)
+    with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
+        other = CertificateAuthority(workdir / "other-ca", name="a CA that did not sign the RDS certificate")
+        trust_rds(repo, other.bundle)
+        dep.render(chart)
+        dep.start_services()
+        dep.start("airflow-pgbouncer")
+        dep.wait_log("airflow-pgbouncer", "process up", 60)
+        with pytest.raises(HarnessError, match="probe of airflow-pgbouncer") as failure:
+            dep.probe("airflow-pgbouncer")
+        assert "certificate verify failed" in dep.process("airflow-pgbouncer").text(), failure.value

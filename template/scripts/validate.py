@@ -1425,9 +1425,11 @@ def validate_repo(repo: Path, strict: bool = False) -> Report:
     for name, issue in check_ca_bundles(repo, strict):
         report.add(name, issue)
     if (repo / "Jenkinsfile").is_file():
-        overlays = {Path(n).name: objs for n, objs in built.items() if Path(n).parent.name == "overlays"}
+        overlays = {Path(n).name: objs + companion_objects(n, every) for n, objs in built.items()
+                    if Path(n).parent.name == "overlays"}
         images = deployed_images(every, repo)
-        for issue in check_jenkinsfile((repo / "Jenkinsfile").read_text(), overlays, images):
+        jenkins_sa = load_answers(repo).get("jenkins_service_account")
+        for issue in check_jenkinsfile((repo / "Jenkinsfile").read_text(), overlays, images, jenkins_sa):
             report.add("Jenkinsfile", issue)
     if unchecked:
         report.add("schemas", Issue("WARN", "", "not schema-checked (no schema; set AIRFLOW_GITOPS_SCHEMA_DIR "
@@ -1439,7 +1441,8 @@ JENKINS_ENV = re.compile(r"^\s*'([^']+)'\s*:\s*\[namespace:\s*'([^']*)',\s*claim
 JENKINS_IMAGE = re.compile(r"AIRFLOW_IMAGE\s*=\s*'([^']*)'")
 
 
-def check_jenkinsfile(text: str, overlays: dict[str, list[dict]], images: dict[str, str]) -> list[Issue]:
+def check_jenkinsfile(text: str, overlays: dict[str, list[dict]], images: dict[str, str],
+                      jenkins_sa: str | None = None) -> list[Issue]:
     """The DAG publisher must target each environment's namespace, DAG claim and Airflow image.
 
     ``images`` maps an environment to the image its Airflow release deploys (from the merged values).
@@ -1460,10 +1463,35 @@ def check_jenkinsfile(text: str, overlays: dict[str, list[dict]], images: dict[s
                                 f"{', '.join(sorted(built_ns))}"))
         if not find(objs, "PersistentVolumeClaim", claim, namespace):
             issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: claim {claim!r} is not a PVC of the overlay"))
+        issues += _agent_identity(text, env, objs, namespace, jenkins_sa)
         wanted = images.get(env)
         if image and wanted and image.group(1) != wanted:
             issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: AIRFLOW_IMAGE {image.group(1)!r} != the "
                                 f"deployed image {wanted!r} (the DAG check must use the same Python)"))
+    return issues
+
+
+JENKINS_AGENT_SA = re.compile(r"AGENT_SERVICE_ACCOUNT\s*=\s*'([^']*)'")
+
+
+def _agent_identity(text: str, env: str, objs: list[dict], namespace: str, jenkins_sa: str | None) -> list[Issue]:
+    """The agent pod's ServiceAccount ships with the overlay (without a token), and the RoleBinding lets
+    the Jenkins controller's identity (answer jenkins_service_account) manage the agent pods."""
+    issues = []
+    sa = JENKINS_AGENT_SA.search(text)
+    account = find(objs, "ServiceAccount", sa.group(1), namespace) if sa else None
+    if sa and account is None:
+        issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: agent ServiceAccount {sa.group(1)!r} is not in the "
+                            "overlay (deploy/base/jenkins-agent-serviceaccount.yaml)"))
+    elif account is not None and account.get("automountServiceAccountToken") is not False:
+        issues.append(Issue("WARN", "Jenkinsfile", f"{env}: ServiceAccount {sa.group(1)} mounts an API token "  # type: ignore[union-attr]
+                            "the agent pod does not need (automountServiceAccountToken: false)"))
+    binding = find(objs, "RoleBinding", "jenkins-agents", namespace)
+    if binding is not None and jenkins_sa and "/" in jenkins_sa:
+        sa_ns, sa_name = jenkins_sa.split("/", 1)
+        if {"kind": "ServiceAccount", "name": sa_name, "namespace": sa_ns} not in (binding.get("subjects") or []):
+            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: RoleBinding/{namespace}/jenkins-agents does not bind "
+                                f"{jenkins_sa} (jenkins_service_account): Jenkins could not start agent pods"))
     return issues
 
 

@@ -248,7 +248,12 @@ class Deployment:
         c = pod.container(container) if container else pod.containers[0]
         if kind not in c.probes:
             raise HarnessError(f"{c.label} has no {kind} exec probe")
-        proc = execute(self.sandbox, self.cluster, c, c.probes[kind], name=f"{kind}-probe")
+        argv, timeout = c.probes[kind]
+        try:
+            proc = execute(self.sandbox, self.cluster, c, argv, name=f"{kind}-probe", timeout=timeout + 10)
+        except subprocess.TimeoutExpired:  # + the namespace set-up; the kubelet would have given up
+            raise HarnessError(f"the {kind} probe of {c.label} did not answer within {timeout:g} s: "
+                               "the kubelet would restart it") from None
         if proc.returncode != 0:
             raise HarnessError(f"the {kind} probe of {c.label} fails (exit {proc.returncode}): the kubelet would "
                                f"restart it:\n{(proc.stdout + proc.stderr)[-2000:]}")

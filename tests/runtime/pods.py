@@ -87,7 +87,8 @@ class Container:
     gid: int
     groups: list[int]
     image: Image
-    probes: dict[str, list[str]] = field(default_factory=dict)  # liveness/readiness/startup exec commands
+    # liveness/readiness/startup: (exec command, timeoutSeconds: the kubelet counts a slower probe as failed)
+    probes: dict[str, tuple[list[str], float]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -141,8 +142,9 @@ def build_pod(cluster: Cluster, workload: dict, pod_name: str) -> Pod:
         image = cluster.image_for(c["image"], here)
         env = {"HOSTNAME": pod_name, **KUBERNETES_SERVICE,
                **container_env(spec, c, cluster.objects, pod_name, cluster.namespace, here)}
-        probes = {kind: image.argv(c[f"{kind}Probe"]["exec"]["command"]) for kind in ("liveness", "readiness",
-                  "startup") if "exec" in (c.get(f"{kind}Probe") or {})}
+        probes = {kind: (image.argv(c[f"{kind}Probe"]["exec"]["command"]),
+                         float(c[f"{kind}Probe"].get("timeoutSeconds", 1)))
+                  for kind in ("liveness", "readiness", "startup") if "exec" in (c.get(f"{kind}Probe") or {})}
         return Container(pod_name, c["name"], image.argv([*(c.get("command") or []), *(c.get("args") or [])]),
                          env, container_mounts(c, sources, here), int(sc.get("runAsUser", 0)),
                          int(sc.get("runAsGroup", 0)),
