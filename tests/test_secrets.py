@@ -214,8 +214,8 @@ def test_detect_secrets_finds_nothing(tmp_path, copy_project, demo_answers, exec
 def test_a_name_prefix_that_would_break_sealing_fails_validation(tmp_path, copy_project, demo_answers) -> None:
     """SealedSecret names must survive the build: a namePrefix in the overlay is caught."""
     repo = copy_project(tmp_path / "repo", demo_answers)
-    overlay = repo / "deploy/overlays/dev/kustomization.yaml"
-    overlay.write_text(overlay.read_text() + "namePrefix: team-\n")
+    secrets = repo / "deploy/overlays/dev/secrets/kustomization.yaml"  # where the SealedSecrets are built
+    secrets.write_text(secrets.read_text() + "namePrefix: team-\n")
     result = run_validate(repo)
     assert result.returncode != 0
     assert "SealedSecret/airflow-dev/team-airflow-db: built name 'team-airflow-db'" in result.stdout

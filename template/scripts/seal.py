@@ -238,8 +238,13 @@ DB_PASSWORD = re.compile("[%s]{8,128}" % "".join(re.escape(chr(c)) for c in rang
                                                   if chr(c) not in UNSAFE_IN_CHART))
 DB_PASSWORD_RULE = ("the RDS password is 8-128 printable ASCII characters without spaces or any of "
                     "\" ' / \\ ` $ (the chart's connection commands and pgbouncer script mangle them)")
+# Flask signs sessions with it: long and random (the generated one is 64 URL-safe characters);
+# this also refuses the chart's public default, which is short and has spaces.
+WEBSERVER_KEY = re.compile(r"[!-~]{32,}")
+WEBSERVER_KEY_RULE = "the webserver secret key is at least 32 printable characters without spaces (a random token)"
 VALUE_RULES = {("airflow-redis", "password"): (ELASTICACHE_TOKEN, ELASTICACHE_TOKEN_RULE),
-               ("airflow-db", "password"): (DB_PASSWORD, DB_PASSWORD_RULE)}
+               ("airflow-db", "password"): (DB_PASSWORD, DB_PASSWORD_RULE),
+               ("airflow-webserver-secret-key", "value"): (WEBSERVER_KEY, WEBSERVER_KEY_RULE)}
 
 
 def check_plaintext(name: str, key: str, value: str) -> str:
