@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# The generated repository's tooling (scripts/airflow_gitops: facts, validate) imports normally in tests.
+sys.path.insert(0, str(ROOT / "template" / "scripts"))
 SHARED = Path(os.environ.get("AIRFLOW_GITOPS_SHARED", ROOT.parent / "shared"))
 SNAPSHOT_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", ".tools", "build", ".cache", "__pycache__", ".pytest_cache", ".ruff_cache"

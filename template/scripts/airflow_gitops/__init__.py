@@ -1,0 +1,1 @@
+"""This repository's tooling: facts shared by every script, and `make validate` (validate/)."""

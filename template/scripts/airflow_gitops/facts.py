@@ -1,0 +1,145 @@
+"""Every fact more than one file relies on, defined once.
+
+Imported by the generated repository's tools (scripts/), by the Copier template's hooks (through a
+sys.path context, see hooks/facts_path.py) and by the template's tests. Standard library only: the
+hooks run inside Copier's own interpreter, and the tools before their venv exists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# ---------------------------------------------------------------- repository
+ANSWERS_FILE = ".copier-answers.yml"  # the primary answers file; further envs: .copier-answers.<env>.yml
+PLACEHOLDER_PREFIX = "UNSEALED"  # an unsealed SealedSecret entry: "UNSEALED: run make seal ..."
+GITOPS_ENGINES = {"flux": "Flux", "argocd": "Argo CD"}  # gitops_engine answer -> display name
+# Answers stored in every answers file and kept identical by `make update` (copier.yml: ask on primary).
+REPO_WIDE_ANSWERS = ("project_name", "gitops_engine", "git_repo_url", "git_revision", "chart_version",
+                     "airflow_image_repository", "airflow_image_tag", "executor", "extra_pip_packages",
+                     "dags_repo_url", "dags_repo_branch", "dags_repo_credentials_id", "jenkins_service_account")
+
+# ---------------------------------------------------------------- grammars
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+EFS_FILE_SYSTEM_ID = r"fs-[0-9a-f]{8,40}"  # botocore's FileSystemId for a bare id
+EFS_ACCESS_POINT_ID = r"fsap-[0-9a-f]{8,40}"
+# aws-efs-csi-driver's old volumeHandle grammar fs-id[:path[:fsap-id]] (v3.0.0+ also takes efs:...).
+EFS_HANDLE = re.compile(rf"^{EFS_FILE_SYSTEM_ID}(:(/[^:]*)?(:{EFS_ACCESS_POINT_ID})?)?$")
+EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+TEMPLATE_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")  # the chart's ${NAME} value templates
+REMOTE_SOURCE = re.compile(r"^([a-z][a-z0-9+.-]*://|gh:|gl:|[\w.-]+@[\w.-]+:)")  # a template not on disk
+
+# ---------------------------------------------------------------- Airflow
+EXECUTORS = ("CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor")
+CELERY_EXECUTORS = frozenset({"CeleryExecutor", "CeleryKubernetesExecutor"})  # need a broker and workers
+KUBERNETES_EXECUTORS = frozenset({"KubernetesExecutor", "CeleryKubernetesExecutor"})  # start task pods
+AIRFLOW_UID, AIRFLOW_GID = 50000, 0  # the apache/airflow images' user; the EFS access point's PosixUser
+
+# ---------------------------------------------------------------- DAGs on EFS
+DAG_CLAIM = "airflow-dags"  # PersistentVolumeClaim of every environment (deploy/base/pvc.yaml)
+DAG_VOLUME_MOUNT = "/opt/efs"  # where Airflow pods and the Jenkins agent mount the claim
+DAGS_ROOT = f"{DAG_VOLUME_MOUNT}/dags"  # sync_dags.py --root: the slots and `current` live here
+DAGS_FOLDER = f"{DAGS_ROOT}/current"  # the chart's dags.path, hence AIRFLOW__CORE__DAGS_FOLDER
+
+
+# ---------------------------------------------------------------- secrets
+@dataclass(frozen=True)
+class SecretEntry:
+    """One encryptedData entry of one SealedSecret and where its plaintext comes from."""
+
+    secret: str  # SealedSecret (= Secret) name
+    key: str
+    env: str  # environment variable holding the value for `make seal` and copy-time sealing
+    question: str | None = None  # copier.yml secret question asked at copy time
+    generate: str | None = None  # "fernet" or "token": made by make seal when nothing is given
+    prompt: str = ""
+
+
+SECRETS = (
+    SecretEntry("airflow-db", "password", "AIRFLOW_DB_PASSWORD", "db_password", prompt="RDS password for Airflow"),
+    SecretEntry("airflow-redis", "password", "AIRFLOW_REDIS_PASSWORD", "redis_password",
+                prompt="ElastiCache AUTH token"),
+    SecretEntry("airflow-admin-user", "password", "AIRFLOW_ADMIN_PASSWORD", "admin_password",
+                prompt="Airflow admin password"),
+    SecretEntry("airflow-fernet-key", "value", "AIRFLOW_FERNET_KEY", generate="fernet"),
+    SecretEntry("airflow-webserver-secret-key", "value", "AIRFLOW_WEBSERVER_SECRET_KEY", generate="token"),
+)
+
+
+def secret_entry(secret: str, key: str) -> SecretEntry | None:
+    return next((e for e in SECRETS if (e.secret, e.key) == (secret, key)), None)
+
+
+def secret_question(question: str) -> SecretEntry:
+    return next(e for e in SECRETS if e.question == question)
+
+
+# ---------------------------------------------------------------- charts
+@dataclass(frozen=True)
+class Chart:
+    """A chart release whose values layout and rules this template encodes."""
+
+    flavor: str  # the airflow_chart answer
+    name: str
+    version: str
+    repository: str
+    release_name_max: int  # the chart's own limit on .Release.Name
+    airflow_versions: tuple[tuple[int, int], tuple[int, int]]  # supported Airflow (major, minor), inclusive
+    default_tag: str  # the image tag the chart defaults to
+    key_paths: str  # scripts/chart_keys/<file>: the chart's values.yaml keys, without values
+
+    @property
+    def airflow_range(self) -> str:
+        (lo_major, lo_minor), (hi_major, hi_minor) = self.airflow_versions
+        return f"{lo_major}.{lo_minor}-{hi_major}.{hi_minor}"
+
+    def supports(self, tag: str) -> bool:
+        match = re.match(r"^(\d+)\.(\d+)\.\d+(-python3\.\d{1,2})?$", tag)
+        if not match:
+            return False
+        found = (int(match.group(1)), int(match.group(2)))
+        return self.airflow_versions[0] <= found <= self.airflow_versions[1]
+
+
+CHARTS = {
+    ("community", "8.9.0"): Chart("community", "airflow", "8.9.0", "https://airflow-helm.github.io/charts", 40,
+                                  ((2, 0), (2, 9)), "2.8.4-python3.9", "airflow-8.9.0.json"),
+}
+DEFAULT_CHART = ("community", "8.9.0")
+
+
+def chart(flavor: str = DEFAULT_CHART[0], version: str = DEFAULT_CHART[1]) -> Chart | None:
+    return CHARTS.get((flavor, version))
+
+
+def chart_versions(flavor: str = DEFAULT_CHART[0]) -> tuple[str, ...]:
+    return tuple(version for f, version in CHARTS if f == flavor)
+
+
+# ---------------------------------------------------------------- the Jenkinsfile's ENVIRONMENTS map
+JENKINS_ENTRY = re.compile(r"^\s*'((?:[^'\\]|\\.)*)'\s*:\s*\[namespace:\s*'((?:[^'\\]|\\.)*)',\s*"
+                           r"claim:\s*'((?:[^'\\]|\\.)*)',\s*productionLike:\s*(true|false)\],?\s*$", re.M)
+
+
+def groovy_str(value: object) -> str:
+    """A single-quoted Groovy string literal (no interpolation) holding exactly ``value``."""
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
+    return f"'{text}'"
+
+
+def _groovy_unquote(text: str) -> str:
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), text)
+
+
+def jenkins_entry(env: str, namespace: str, production_like: bool) -> str:
+    """One line of `ENVIRONMENTS` (Jenkinsfile.jinja renders it, register_environment.py adds it)."""
+    flag = "true" if production_like else "false"
+    return (f"    {groovy_str(env)}: [namespace: {groovy_str(namespace)}, claim: {groovy_str(DAG_CLAIM)}, "
+            f"productionLike: {flag}],")
+
+
+def jenkins_entries(text: str) -> dict[str, tuple[str, str, bool]]:
+    """env -> (namespace, claim, productionLike) from a Jenkinsfile's ENVIRONMENTS lines."""
+    return {_groovy_unquote(env): (_groovy_unquote(ns), _groovy_unquote(claim), flag == "true")
+            for env, ns, claim, flag in JENKINS_ENTRY.findall(text)}
