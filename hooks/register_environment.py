@@ -14,15 +14,10 @@ import re
 import sys
 from pathlib import Path
 
-from validation import groovy_str  # sibling module: a script's own directory is on sys.path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "template" / "scripts"))
+from airflow_gitops import facts  # the entry format the Jenkinsfile and validate.py share
 
 BLOCK = re.compile(r"(@Field final Map ENVIRONMENTS = \[\n)(.*?)(^\]\n)", re.S | re.M)
-CLAIM = "airflow-dags"  # the PVC name in deploy/base/pvc.yaml
-
-
-def entry(env: str, namespace: str, production_like: bool) -> str:
-    flag = "true" if production_like else "false"
-    return f"    {groovy_str(env)}: [namespace: {groovy_str(namespace)}, claim: '{CLAIM}', productionLike: {flag}],\n"
 
 
 def register(jenkinsfile: Path, env: str, namespace: str, production_like: bool) -> str:
@@ -33,10 +28,10 @@ def register(jenkinsfile: Path, env: str, namespace: str, production_like: bool)
     if not match:
         return f"no ENVIRONMENTS map in {jenkinsfile}: add {env!r} by hand"
     lines = match.group(2).splitlines(keepends=True)
-    new = entry(env, namespace, production_like)
-    mine = [i for i, line in enumerate(lines) if line.lstrip().startswith(groovy_str(env) + ":")]
+    new = facts.jenkins_entry(env, namespace, production_like) + "\n"
+    mine = [i for i, line in enumerate(lines) if env in facts.jenkins_entries(line)]
     if mine and lines[mine[0]] == new:
-        return f"{env!r} already in {jenkinsfile.name}"
+        return ""  # rendered by this very copy (the primary) or registered before
     if mine:
         lines[mine[0]] = new
     else:
@@ -47,7 +42,9 @@ def register(jenkinsfile: Path, env: str, namespace: str, production_like: bool)
 
 def main(argv: list[str]) -> int:
     data = json.loads(argv[1])
-    print(register(Path("Jenkinsfile"), data["environment"], data["namespace"], bool(data["production_like"])))
+    message = register(Path("Jenkinsfile"), data["environment"], data["namespace"], bool(data["production_like"]))
+    if message:
+        print(message)
     return 0
 
 

@@ -7,7 +7,7 @@ Exposes to Jinja:
 - ``read_pem(path)``: the certificate text, kept in the repo for later ``make seal`` runs.
 
 The crypto lives in the generated repo's ``scripts/seal.py`` (one implementation for
-copy time and ``make seal``); this module loads it by path. Plaintext only exists in
+copy time and ``make seal``); this module imports it through a sys.path context. Plaintext only exists in
 memory: the secret questions are never stored in the answers file, and only ciphertext
 is rendered. Secret answers are not stored, so during ``copier update`` they are empty and
 the templates render placeholders, while ``_skip_if_exists`` keeps the sealed files.
@@ -15,7 +15,6 @@ the templates render placeholders, while ``_skip_if_exists`` keeps the sealed fi
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from functools import cache
@@ -41,22 +40,21 @@ class CopyRefused(UserMessageError, ValueError):  # type: ignore[misc]
         self.message = message
 
 
-SEAL_SCRIPT = Path(__file__).resolve().parent.parent / "template" / "scripts" / "seal.py"
-QUESTION_SOURCES = {  # secret question -> (SealedSecret, key)
-    "db_password": ("airflow-db", "password"),
-    "redis_password": ("airflow-redis", "password"),
-    "admin_password": ("airflow-admin-user", "password"),
-}
+_SCRIPTS = str(Path(__file__).resolve().parents[1] / "template" / "scripts")
+sys.path.insert(0, _SCRIPTS)  # the generated repo's own seal.py (validation.py already loaded its facts)
+try:
+    if not str(getattr(sys.modules.get("seal"), "__file__", "")).startswith(_SCRIPTS):
+        sys.modules.pop("seal", None)  # another clone's: copier update loads two template versions
+    import seal
+    from airflow_gitops import facts
+finally:
+    sys.path.remove(_SCRIPTS)
+
+QUESTION_SOURCES = {e.question: (e.secret, e.key) for e in facts.SECRETS if e.question}  # question -> entry
 
 
-@cache
 def seal_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("airflow_gitops_seal", SEAL_SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return seal
 
 
 @cache
@@ -85,7 +83,7 @@ def check_secret(field: str, value: Any) -> str:
 def missing_secrets(ctx: Context) -> list[str]:
     """Secret answers this copy must seal but has no value for (answer or env var), in question order.
     Checked before the first SealedSecret renders, so the error names all of them at once."""
-    celery_auth = ctx.get("executor") != "KubernetesExecutor" and ctx.get("redis_auth", True)
+    celery_auth = ctx.get("executor") in facts.CELERY_EXECUTORS and ctx.get("redis_auth", True)
     needed = [q for q in QUESTION_SOURCES if q != "redis_password" or celery_auth]
     return [q for q in needed if not (ctx.get(q) or os.environ.get(source_env(q)))]
 

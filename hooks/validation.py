@@ -5,8 +5,9 @@ so each rule returns ``""`` when the answer is fine and otherwise a message nami
 the field and the rule.  Copier prefixes it with
 ``Validation error for question '<name>':`` and writes nothing.
 
-Loaded through ``copier_template_extensions.TemplateExtensionLoader`` by file path,
-so this module must stay self-contained (no imports from sibling hook modules).
+Loaded through ``copier_template_extensions.TemplateExtensionLoader`` by file path, so it cannot
+import sibling hook modules; the facts it shares with the generated repository come from
+template/scripts/airflow_gitops/facts.py, imported through a sys.path context.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ipaddress
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,15 +24,21 @@ from typing import Any
 from jinja2 import Environment
 from jinja2.ext import Extension
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-# airflow-helm 8.9.0 supports Airflow 2.0-2.9 only (no 2.10, no 3.x): REFERENCE §0, §1.2.
-IMAGE_TAG = re.compile(r"^2\.[0-9]\.[0-9]+(-python3\.[0-9]{1,2})?$")
+_SCRIPTS = str(Path(__file__).resolve().parents[1] / "template" / "scripts")
+sys.path.insert(0, _SCRIPTS)  # the generated repo's own modules: one implementation
+# `copier update` loads the old and the new template in one process, each from its own clone:
+# drop modules another clone imported, or this template would run the other version's facts.
+for _name in [m for m in sys.modules if m.split(".")[0] in ("airflow_gitops", "seal")]:
+    if not str(getattr(sys.modules[_name], "__file__", "") or "").startswith(_SCRIPTS):
+        del sys.modules[_name]
+try:
+    from airflow_gitops import facts
+finally:
+    sys.path.remove(_SCRIPTS)
+
+DNS_LABEL, DNS_NAME = facts.DNS1123_LABEL, facts.DNS1123_SUBDOMAIN
 ACM_ARN = r"arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]{36}"
 ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")
-EXECUTORS = ("CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor")
-CHART_VERSIONS = ("8.9.0",)  # airflow-helm releases whose values and rules this template encodes
-RELEASE_NAME_MAX = 40  # chart rule: "The `.Release.name` must be <= 40 characters"
 
 
 def _required(field: str, value: Any) -> str:
@@ -54,9 +62,10 @@ def project_name(value: Any) -> str:
     err = _matches("project_name", value, DNS_LABEL.pattern,
                    "must be a DNS-1123 label (lowercase letters, digits, '-', "
                    "starting and ending with a letter or digit)")
-    if not err and len(value) > RELEASE_NAME_MAX:
+    limit = min(c.release_name_max for c in facts.CHARTS.values())
+    if not err and len(value) > limit:
         err = (f"project_name is {len(value)} characters: it is also the Helm release name, "
-               f"which chart 8.9.0 limits to {RELEASE_NAME_MAX}")
+               f"which the chart limits to {limit}")
     return err
 
 
@@ -152,9 +161,9 @@ def dns_label(field: str, max_len: int = 63) -> Callable[[Any], str]:
 def chart_version(value: Any) -> str:
     err = _matches("chart_version", value, r"[0-9]+\.[0-9]+\.[0-9]+",
                    "must be an exact chart version like 8.9.0 (GitOps pins, never ranges)")
-    if not err and value not in CHART_VERSIONS:
+    if not err and value not in facts.chart_versions():
         err = (f"chart_version {value!r} is not one this template knows the rules of: use one of "
-               f"{', '.join(CHART_VERSIONS)}")
+               f"{', '.join(facts.chart_versions())}")
     return err
 
 
@@ -164,15 +173,19 @@ def image_repository(value: Any) -> str:
                     "must be an image repository like apache/airflow (no tag, no digest)")
 
 
-def image_tag(value: Any) -> str:
-    return _matches("airflow_image_tag", value, IMAGE_TAG.pattern,
-                    "chart 8.9.0 supports Airflow 2.0-2.9 only: use a tag like "
-                    "2.8.4-python3.9 (no 2.10+, no 3.x, no 'latest')")
+def image_tag(value: Any, chart_version: Any = None) -> str:
+    chart = facts.chart(version=str(chart_version)) if chart_version else facts.chart()
+    chart = chart or facts.chart()
+    assert chart is not None
+    if not isinstance(value, str) or not chart.supports(value):
+        return (f"airflow_image_tag {value!r} is invalid: chart {chart.name} {chart.version} supports Airflow "
+                f"{chart.airflow_range} only: use a tag like {chart.default_tag} (no 'latest')")
+    return ""
 
 
 def executor(value: Any) -> str:
-    if value not in EXECUTORS:
-        return f"executor {value!r} is invalid: must be one of {', '.join(EXECUTORS)}"
+    if value not in facts.EXECUTORS:
+        return f"executor {value!r} is invalid: must be one of {', '.join(facts.EXECUTORS)}"
     return ""
 
 
@@ -455,10 +468,7 @@ def yaml_str(value: Any) -> str:
     return json.dumps(text)
 
 
-def groovy_str(value: Any) -> str:
-    """A single-quoted Groovy string literal (no interpolation) holding exactly ``value``."""
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
-    return f"'{text}'"
+groovy_str = facts.groovy_str
 
 
 def cluster_slug(name: Any) -> str:
@@ -466,7 +476,7 @@ def cluster_slug(name: Any) -> str:
     return str(name).lower().replace("_", "-")
 
 
-REMOTE_SOURCE = re.compile(r"^([a-z][a-z0-9+.-]*://|gh:|gl:|[\w.-]+@[\w.-]+:)")
+REMOTE_SOURCE = facts.REMOTE_SOURCE
 
 
 def absolute_src(answers: dict[str, Any]) -> dict[str, Any]:
@@ -486,5 +496,7 @@ class ValidationExtension(Extension):
         environment.globals["check"] = check
         environment.filters["yaml_str"] = yaml_str
         environment.filters["groovy_str"] = groovy_str
+        environment.globals["facts"] = facts  # names and paths templates share with the tools
+        environment.globals["jenkins_entry"] = facts.jenkins_entry
         environment.filters["absolute_src"] = absolute_src
         environment.filters["cluster_slug"] = cluster_slug

@@ -18,7 +18,7 @@ import yaml
 from conftest import COPIER, GIT_ENV, commit_all, load_module, make_update, repo_wide_questions, staging_answers
 
 REPO_WIDE = repo_wide_questions()
-HELMRELEASE = "template/deploy/base/{% if gitops_engine == 'flux' %}helmrelease.yaml{% endif %}.jinja"
+HELMRELEASE = "template/deploy/base/{% if is_flux %}helmrelease.yaml{% endif %}.jinja"
 SEALED = "AgBy3i4OJSWK+PiTySYZZA1rO43cGDEq" * 8  # stands for real ciphertext: it must survive updates
 MIGRATION = """\
   - version: v0.2.0

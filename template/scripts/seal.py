@@ -35,13 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_gitops import facts  # scripts/ is on sys.path: this file's own directory
+
 SCOPES = ("strict", "namespace-wide", "cluster-wide")
 SCOPE_ANNOTATIONS = {
     "namespace-wide": "sealedsecrets.bitnami.com/namespace-wide",
     "cluster-wide": "sealedsecrets.bitnami.com/cluster-wide",
 }
 CERT_ENV = "SEALED_SECRETS_CERT"
-PLACEHOLDER_PREFIX = "UNSEALED"
+PLACEHOLDER_PREFIX = facts.PLACEHOLDER_PREFIX
 
 
 class SealError(Exception):
@@ -58,17 +60,11 @@ class SecretSource:
     keep: str = ""  # generated only: why a sealed value is kept rather than regenerated
 
 
-# SealedSecret name -> encryptedData key -> source. One table for copy time and `make seal`.
-SOURCES: dict[str, dict[str, SecretSource]] = {
-    "airflow-db": {"password": SecretSource("AIRFLOW_DB_PASSWORD", prompt="RDS password for Airflow")},
-    "airflow-redis": {"password": SecretSource("AIRFLOW_REDIS_PASSWORD", prompt="ElastiCache AUTH token")},
-    "airflow-admin-user": {"password": SecretSource("AIRFLOW_ADMIN_PASSWORD", prompt="Airflow admin password")},
-    "airflow-fernet-key": {"value": SecretSource(
-        "AIRFLOW_FERNET_KEY", generate="fernet",
-        keep="a new one makes every stored connection and variable unreadable (rotate: make rotate-fernet)")},
-    "airflow-webserver-secret-key": {"value": SecretSource(
-        "AIRFLOW_WEBSERVER_SECRET_KEY", generate="token", keep="a new one signs everyone out")},
-}
+# SealedSecret name -> encryptedData key -> source: facts.SECRETS, for copy time and `make seal`.
+SOURCES: dict[str, dict[str, SecretSource]] = {}
+for _entry in facts.SECRETS:
+    SOURCES.setdefault(_entry.secret, {})[_entry.key] = SecretSource(_entry.env, _entry.generate, _entry.prompt,
+                                                                      _entry.keep)
 
 
 def _crypto():

@@ -21,11 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-PRIMARY = ".copier-answers.yml"
-# Answers that must be identical in every answers file (see copier.yml).
-REPO_WIDE = ("project_name", "gitops_engine", "git_repo_url", "git_revision", "chart_version",
-             "airflow_image_repository", "airflow_image_tag", "executor", "extra_pip_packages",
-             "dags_repo_url", "dags_repo_branch", "dags_repo_credentials_id", "jenkins_service_account")
+from airflow_gitops import facts  # scripts/ is on sys.path: this file's own directory
+
+PRIMARY = facts.ANSWERS_FILE
+REPO_WIDE = facts.REPO_WIDE_ANSWERS  # identical in every answers file (copier.yml asks them on the primary)
 MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.M)
 
 
@@ -62,7 +61,7 @@ def repo_wide_data(primary: dict) -> list[str]:
     return args
 
 
-REMOTE = re.compile(r"^([a-z][a-z0-9+.-]*://|gh:|gl:|[\w.-]+@[\w.-]+:)")
+REMOTE = facts.REMOTE_SOURCE
 
 
 def source_problem(answers_file: Path) -> str | None:

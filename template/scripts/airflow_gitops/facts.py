@@ -54,6 +54,7 @@ class SecretEntry:
     question: str | None = None  # copier.yml secret question asked at copy time
     generate: str | None = None  # "fernet" or "token": made by make seal when nothing is given
     prompt: str = ""
+    keep: str = ""  # generated only: why make seal keeps a sealed value rather than making a new one
 
 
 SECRETS = (
@@ -62,8 +63,10 @@ SECRETS = (
                 prompt="ElastiCache AUTH token"),
     SecretEntry("airflow-admin-user", "password", "AIRFLOW_ADMIN_PASSWORD", "admin_password",
                 prompt="Airflow admin password"),
-    SecretEntry("airflow-fernet-key", "value", "AIRFLOW_FERNET_KEY", generate="fernet"),
-    SecretEntry("airflow-webserver-secret-key", "value", "AIRFLOW_WEBSERVER_SECRET_KEY", generate="token"),
+    SecretEntry("airflow-fernet-key", "value", "AIRFLOW_FERNET_KEY", generate="fernet",
+                keep="a new one makes every stored connection and variable unreadable (rotate: make rotate-fernet)"),
+    SecretEntry("airflow-webserver-secret-key", "value", "AIRFLOW_WEBSERVER_SECRET_KEY", generate="token",
+                keep="a new one signs everyone out"),
 )
 
 
