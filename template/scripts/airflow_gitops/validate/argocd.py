@@ -1,0 +1,204 @@
+"""Argo CD Applications: their sources (https://argo-cd.readthedocs.io/en/stable/user-guide/multiple_sources/),
+value files, release name, the answers they must follow, their AppProject, and the chart's and this
+stack's rules on the values Argo CD hands to `helm template`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow_gitops.facts import ANSWERS_FILE, DNS1123_LABEL, EXACT_VERSION
+from airflow_gitops.validate.appproject import check_app_project, check_project_limits
+from airflow_gitops.validate.build import kustomization_file
+from airflow_gitops.validate.chart import CHART, effective_values, unknown_key_messages
+from airflow_gitops.validate.objects import dig, engine_of, load_answers, ref
+from airflow_gitops.validate.policy import check_airflow_values, check_value_refs
+from airflow_gitops.validate.report import Issue
+from airflow_gitops.validate.values import VALUES_REF, argo_sources, argo_values, source_refs
+
+HELM_RELEASE_NAME_MAX = 53  # Helm's own limit (the airflow chart's is lower, checked with the values)
+Builds = dict[str, list[dict]]
+
+
+def check_argo_applications(builds: Builds, repo: Path, chart_defaults: dict | None = None,
+                            chart_keys: dict | None = None) -> list[tuple[str, Issue]]:
+    """AppProjects and Applications of every build, against the repo files and answers."""
+    answers = load_answers(repo)
+    chart_keys = chart_keys if chart_keys is not None else chart_defaults
+    issues: list[tuple[str, Issue]] = []
+    for build, objs in builds.items():
+        found: list[Issue] = []
+        for obj in (o for o in objs if engine_of(o) == "argocd"):
+            if obj.get("kind") == "AppProject":
+                found += check_app_project(obj)
+            elif obj.get("kind") == "Application":
+                sources = argo_sources(obj)
+                found += _argo_source_rules(obj, sources, repo)
+                found += _argo_answer_rules(obj, sources, answers)
+                found += check_project_limits(obj, sources, objs, deployed(sources, builds))
+                found += _argo_airflow_values(obj, sources, repo, builds, chart_defaults, chart_keys)
+        issues += [(build, issue) for issue in found]
+    return issues
+
+
+def source_path(src: dict) -> str | None:
+    """The repo-relative directory a git source deploys (None: a chart or a pure `ref`)."""
+    if src.get("chart") or src.get("path") is None:
+        return None
+    return Path(str(src["path"]).strip("/") or ".").as_posix()
+
+
+def deployed(sources: list[tuple[str, dict]], builds: Builds) -> list[tuple[str, list[dict] | None]]:
+    """(path, build objects or None if not built) of every git source with a path."""
+    paths = [p for _, s in sources if (p := source_path(s)) is not None]
+    return [(p, builds.get(p)) for p in paths]
+
+
+def _argo_source_rules(app: dict, sources: list[tuple[str, dict]], repo: Path) -> list[Issue]:
+    spec = app.get("spec") or {}
+    found: list[tuple[str, str]] = []
+    if spec.get("sources") and spec.get("source"):
+        found.append(("ERROR", "spec.source and spec.sources are both set: Argo CD ignores spec.source"))
+    if not sources:
+        found.append(("ERROR", "neither spec.source nor spec.sources is set"))
+    refs = source_refs(sources)
+    for label, src in sources:
+        found += [("ERROR", msg) for msg in _chart_source_rules(label, src)]
+        found += [(level, msg) for level, msg in _release_rules(app, label, src)]
+        found += [("ERROR", msg) for msg in _path_rules(label, src, repo)]
+        for i, entry in enumerate(dig(src, "helm.valueFiles") or []):
+            level, msg = _value_file_problem(str(entry), src, refs, repo)
+            if msg:
+                found.append((level, f"{label}: helm.valueFiles[{i}] {entry!r}: {msg}"))
+    return [Issue(level, ref(app), msg) for level, msg in found]
+
+
+def _chart_source_rules(label: str, src: dict) -> list[str]:
+    chart = src.get("chart")
+    if not chart:
+        return []
+    errors = []
+    if src.get("ref"):
+        errors.append(f"{label}: a `ref` source cannot have `chart` ({chart!r})")
+    revision = str(src.get("targetRevision") or "")
+    if not EXACT_VERSION.match(revision):
+        errors.append(f"{label}: chart {chart} targetRevision must pin an exact version "
+                      f"(got {revision or 'unset = latest'!r})")
+    return errors
+
+
+def _release_rules(app: dict, label: str, src: dict) -> list[tuple[str, str]]:
+    chart = src.get("chart")
+    if not chart:
+        return []
+    release = dig(src, "helm.releaseName")
+    found = []
+    if not release and chart == "airflow":
+        found.append(("ERROR", f"{label}: helm.releaseName must be set (default is the Application name "
+                      f"{dig(app, 'metadata.name')!r}, which counts against the chart's "
+                      f"{CHART.release_name_max}-character limit)"))
+    release = str(release or dig(app, "metadata.name", ""))
+    if not DNS1123_LABEL.match(release):
+        found.append(("ERROR", f"{label}: helm.releaseName {release!r} is not a DNS-1123 label"))
+    elif chart != "airflow" and len(release) > HELM_RELEASE_NAME_MAX:
+        found.append(("ERROR", f"{label}: helm.releaseName {release!r} is longer than {HELM_RELEASE_NAME_MAX} "
+                      "characters"))
+    return found
+
+
+def _path_rules(label: str, src: dict, repo: Path) -> list[str]:
+    path = source_path(src)
+    if path is None:
+        return []
+    target = repo / path
+    if not target.is_dir():
+        return [f"{label}: path {src['path']!r} does not exist in the repo"]
+    if kustomization_file(target) is None and not (target / "Chart.yaml").is_file():
+        return [f"{label}: path {src['path']!r} has no kustomization.yaml (Argo CD would apply its "
+                "YAML files as a plain directory)"]
+    return []
+
+
+def _value_file_problem(entry: str, src: dict, refs: set[str], repo: Path) -> tuple[str, str | None]:
+    """(level, problem) of one helm.valueFiles entry; problem None when it resolves."""
+    match = VALUES_REF.match(entry)
+    if match:
+        name, rel = match.groups()
+        if name not in refs:
+            return "ERROR", f"no source has `ref: {name}`"
+        target = (repo / rel).resolve()
+        if not target.is_relative_to(repo.resolve()):
+            return "ERROR", "escapes the repository"
+        if not target.is_file():
+            level = "WARN" if dig(src, "helm.ignoreMissingValueFiles") else "ERROR"
+            return level, f"{rel!r} does not exist in the repo (`${name}/` paths start at the repo root)"
+        return "", None
+    if "$" in entry:
+        return "ERROR", "`$<ref>/` is only expanded at the start of the path"
+    if src.get("chart"):
+        return "WARN", "a relative value file resolves inside the chart (use `$values/<path from the repo root>`)"
+    path = source_path(src)
+    if path is not None and (repo / path).is_dir() and not (repo / path / entry).is_file():
+        return "ERROR", f"not found in {path}"
+    return "", None
+
+
+def _argo_answer_rules(app: dict, sources: list[tuple[str, dict]], answers: dict) -> list[Issue]:
+    """Every git source deploys this repository at the revision the answers name."""
+    issues = []
+    for label, src in sources:
+        if src.get("chart"):
+            continue
+        for key, answer in (("repoURL", "git_repo_url"), ("targetRevision", "git_revision")):
+            want, have = answers.get(answer), src.get(key)
+            if want and str(have or "") != str(want):
+                issues.append(Issue("ERROR", ref(app), f"{label}: {key} {have or 'unset = HEAD'!r} != {answer} "
+                                    f"{want!r} in {ANSWERS_FILE}"))
+    return issues
+
+
+def argo_chart_rules(values: dict, defaults: dict | None = None) -> list[tuple[str, str]]:
+    """(level, message): the chart's Helm-hook Jobs under Argo CD, which runs hooks as sync phases
+    and never bumps .Release.Revision (https://argo-cd.readthedocs.io/en/stable/user-guide/helm/#helm-hooks;
+    https://github.com/airflow-helm/charts/blob/airflow-8.9.0/charts/airflow/docs/faq/dags/airflow-connections.md)."""
+    v = effective_values(values, defaults)
+    found = []
+    if dig(v, "airflow.connectionsUpdate") is False:
+        found.append(("ERROR", "`airflow.connectionsUpdate` must be true under Argo CD (chart docs): false "
+                      "renders the sync-connections Helm-hook Job"))
+    hooks = sorted(k for k, val in (dig(v, "airflow") or {}).items()
+                   if k.endswith("Update") and k != "connectionsUpdate" and val is False)
+    found += [("WARN", f"`airflow.{k}=false` renders a Helm-hook Job: Argo CD runs hooks as sync phases and "
+               "never bumps .Release.Revision (keep the default true)") for k in hooks]
+    if dig(v, "airflow.dbMigrations.runAsJob"):
+        found.append(("WARN", "`airflow.dbMigrations.runAsJob=true` renders the migrations as a Helm-hook Job "
+                      "(immutability errors under Argo CD; keep the Deployment)"))
+    return found
+
+
+def _argo_airflow_values(app: dict, sources: list[tuple[str, dict]], repo: Path, builds: Builds,
+                         chart_defaults: dict | None, chart_keys: dict | None = None) -> list[Issue]:
+    found: list[tuple[str, str]] = []
+    refs = source_refs(sources)
+    for label, src in (x for x in sources if x[1].get("chart") == "airflow"):
+        values, errors = argo_values(src, refs, repo)
+        found += [("ERROR", f"{label}: {msg}") for msg in errors]
+        if values is None or errors:
+            continue  # partial values would only add noise to the real problem
+        release = str(dig(src, "helm.releaseName") or dig(app, "metadata.name", ""))
+        found += [("ERROR", f"values: {msg}") for msg in check_airflow_values(values, release, chart_defaults)]
+        found += [(level, f"values: {msg}") for level, msg in argo_chart_rules(values, chart_defaults)]
+        found += [("ERROR", msg) for msg in unknown_key_messages(values, chart_keys)]
+        found += _argo_value_refs(app, values, sources, builds)
+    return [Issue(level, ref(app), msg) for level, msg in found]
+
+
+def _argo_value_refs(app: dict, values: dict, sources: list[tuple[str, dict]], builds: Builds) -> list[tuple[str, str]]:
+    """The Secrets and claims the values name, in what the Application's path sources deploy."""
+    sources_deployed = deployed(sources, builds)
+    unbuilt = [p for p, objs in sources_deployed if objs is None]
+    if not sources_deployed or unbuilt:
+        why = f"{', '.join(unbuilt)} not built" if unbuilt else "no git source with a path deploys them"
+        return [("INFO", f"values: Secret/PVC references not checked ({why})")]
+    namespace = dig(app, "spec.destination.namespace")
+    objs = [o for _, built in sources_deployed for o in built or []]
+    return [("ERROR", f"values: {msg}") for msg in check_value_refs(values, namespace, objs)]

@@ -1,0 +1,95 @@
+"""The DAG publishing job (Jenkinsfile) against what the overlays deploy: each ENVIRONMENTS entry's
+namespace and claim, the agent's ServiceAccount and RoleBinding, and the Airflow image it checks
+DAGs with."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from airflow_gitops.facts import JENKINS_AGENT_RBAC, jenkins_entries
+from airflow_gitops.validate.chart import CHART_DEFAULTS
+from airflow_gitops.validate.objects import dig, env_of, find
+from airflow_gitops.validate.report import Issue
+from airflow_gitops.validate.values import argo_sources, argo_values, helm_values, source_refs
+
+JENKINS_IMAGE = re.compile(r"AIRFLOW_IMAGE\s*=\s*'([^']*)'")
+JENKINS_AGENT_SA = re.compile(r"AGENT_SERVICE_ACCOUNT\s*=\s*'([^']*)'")
+
+
+def check_jenkinsfile(text: str, overlays: dict[str, list[dict]], images: dict[str, str],
+                      jenkins_sa: str | None = None) -> list[Issue]:
+    """The DAG publisher must target each environment's namespace, DAG claim and Airflow image.
+
+    ``images`` maps an environment to the image its Airflow release deploys (from the merged values).
+    """
+    entries = {env: (ns, claim) for env, (ns, claim, _) in jenkins_entries(text).items()}
+    image = JENKINS_IMAGE.search(text)
+    issues = [Issue("ERROR", "Jenkinsfile", f"environment {env!r} has no deploy/overlays/{env}")
+              for env in sorted(set(entries) - set(overlays))]
+    for env, objs in sorted(overlays.items()):
+        if env not in entries:
+            issues.append(Issue("ERROR", "Jenkinsfile", f"no entry for environment {env!r}: "
+                                "the DAG job cannot publish there"))
+            continue
+        namespace, claim = entries[env]
+        built_ns = {o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace"}
+        if built_ns and namespace not in built_ns:
+            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: namespace {namespace!r} != overlay namespace "
+                                f"{', '.join(sorted(built_ns))}"))
+        if not find(objs, "PersistentVolumeClaim", claim, namespace):
+            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: claim {claim!r} is not a PVC of the overlay"))
+        issues += _agent_identity(text, env, objs, namespace, jenkins_sa)
+        wanted = images.get(env)
+        if image and wanted and image.group(1) != wanted:
+            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: AIRFLOW_IMAGE {image.group(1)!r} != the "
+                                f"deployed image {wanted!r} (the DAG check must use the same Python)"))
+    return issues
+
+
+def _agent_identity(text: str, env: str, objs: list[dict], namespace: str, jenkins_sa: str | None) -> list[Issue]:
+    """The agent pod's ServiceAccount ships with the overlay (without a token), and the RoleBinding lets
+    the Jenkins controller's identity (answer jenkins_service_account) manage the agent pods."""
+    issues = []
+    sa = JENKINS_AGENT_SA.search(text)
+    account = find(objs, "ServiceAccount", sa.group(1), namespace) if sa else None
+    if sa and account is None:
+        issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: agent ServiceAccount {sa.group(1)!r} is not in the "
+                            "overlay (deploy/base/jenkins-agent-serviceaccount.yaml)"))
+    elif sa and account is not None and account.get("automountServiceAccountToken") is not False:
+        issues.append(Issue("WARN", "Jenkinsfile", f"{env}: ServiceAccount {sa.group(1)} mounts an API token "
+                            "the agent pod does not need (automountServiceAccountToken: false)"))
+    binding = find(objs, "RoleBinding", JENKINS_AGENT_RBAC, namespace)
+    if binding is not None and jenkins_sa and "/" in jenkins_sa:
+        sa_ns, sa_name = jenkins_sa.split("/", 1)
+        if {"kind": "ServiceAccount", "name": sa_name, "namespace": sa_ns} not in (binding.get("subjects") or []):
+            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: RoleBinding/{namespace}/{JENKINS_AGENT_RBAC} does "
+                                f"not bind {jenkins_sa} (jenkins_service_account): Jenkins could not start agent "
+                                "pods"))
+    return issues
+
+
+def deployed_images(every: dict[str, list[dict]], repo: Path) -> dict[str, str]:
+    """Environment -> Airflow image, from a HelmRelease (Flux) or an Application (Argo CD)."""
+    images: dict[str, str] = {}
+    default = CHART_DEFAULTS["airflow"]["image"]
+    for name, objs in every.items():
+        for obj in objs:
+            values = _airflow_values(obj, objs, repo)
+            if values is not None:
+                images[env_of(name)] = (f"{dig(values, 'airflow.image.repository', default['repository'])}:"
+                                        f"{dig(values, 'airflow.image.tag', default['tag'])}")
+    return images
+
+
+def _airflow_values(obj: dict, objs: list[dict], repo: Path) -> dict | None:
+    """The values of an airflow-chart HelmRelease or Application (its last airflow source), else None."""
+    if obj.get("kind") == "HelmRelease" and dig(obj, "spec.chart.spec.chart") == "airflow":
+        return helm_values(obj, objs)[0]
+    values = None
+    if obj.get("kind") == "Application":
+        sources = argo_sources(obj)
+        for _, src in sources:
+            if src.get("chart") == "airflow":
+                values = argo_values(src, source_refs(sources), repo)[0]
+    return values

@@ -1,0 +1,58 @@
+"""What `make seal` and `make rds-ca` still have to fill in, and SealedSecrets a build would break:
+strict scope seals the name and namespace, so a kustomize rename makes them undecryptable
+(https://github.com/bitnami-labs/sealed-secrets#scopes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow_gitops.facts import PLACEHOLDER_PREFIX, RDS_CA_BUNDLE, SEALED_SCOPE_ANNOTATIONS
+from airflow_gitops.validate.objects import dig, ns_of, ref
+from airflow_gitops.validate.report import Issue
+
+
+def check_sealed_secrets(objs: list[dict], env: str, strict: bool = False) -> list[Issue]:
+    issues: list[Issue] = []
+    for obj in (o for o in objs if o.get("kind") == "SealedSecret"):
+        name = dig(obj, "metadata.name")
+        issues += _sealed_binding(obj)
+        for key, val in sorted((dig(obj, "spec.encryptedData") or {}).items()):
+            if str(val).startswith(PLACEHOLDER_PREFIX):
+                issues.append(Issue("ERROR" if strict else "WARN", ref(obj),
+                                    f"encryptedData.{key} is a placeholder: run `make seal ENV={env} SECRET={name}`"))
+    return issues
+
+
+def _sealed_binding(obj: dict) -> list[Issue]:
+    """A build that renames a SealedSecret (namePrefix, nameSuffix, namespace) breaks it.
+
+    The template metadata is not rewritten by kustomize, so a mismatch after the build means
+    a transform moved the object. Strict scope binds name and namespace, namespace-wide the
+    namespace: the controller then fails with "no key could decrypt secret".
+    """
+    annotations = dig(obj, "metadata.annotations") or {}
+    cluster_wide = annotations.get(SEALED_SCOPE_ANNOTATIONS["cluster-wide"]) == "true"
+    namespace_wide = annotations.get(SEALED_SCOPE_ANNOTATIONS["namespace-wide"]) == "true"
+    name, namespace = dig(obj, "metadata.name"), ns_of(obj)
+    tpl_name, tpl_ns = dig(obj, "spec.template.metadata.name"), dig(obj, "spec.template.metadata.namespace")
+    issues = []
+    if tpl_name and tpl_name != name:
+        level = "WARN" if cluster_wide or namespace_wide else "ERROR"
+        issues.append(Issue(level, ref(obj), f"built name {name!r} != spec.template.metadata.name {tpl_name!r}: "
+                            "a namePrefix/nameSuffix renamed it, and strict scope seals the name"))
+    if tpl_ns and tpl_ns != namespace:
+        level = "WARN" if cluster_wide else "ERROR"
+        issues.append(Issue(level, ref(obj), f"built namespace {namespace!r} != spec.template.metadata.namespace "
+                            f"{tpl_ns!r}: the sealed scope binds the namespace"))
+    return issues
+
+
+def check_ca_bundles(repo: Path, strict: bool) -> list[tuple[str, Issue]]:
+    """deploy/overlays/<env>/rds-ca-bundle.pem must hold AWS's bundle before pgbouncer verifies RDS."""
+    found = []
+    for path in sorted(repo.glob(f"deploy/overlays/*/{RDS_CA_BUNDLE}")):
+        env = path.parent.name
+        if "-----BEGIN CERTIFICATE-----" not in path.read_text(errors="replace"):
+            found.append((str(path.relative_to(repo)), Issue("ERROR" if strict else "WARN", "",
+                          f"placeholder: pgbouncer cannot verify RDS until you run `make rds-ca ENV={env}`")))
+    return found

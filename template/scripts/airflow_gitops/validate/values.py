@@ -1,0 +1,171 @@
+"""The Helm values a release gets, merged the way its engine merges them.
+
+helm-controller: `valuesFrom` in list order, then `spec.values`, then the `targetPath` entries
+(https://fluxcd.io/flux/components/helm/helmreleases/#values-references).
+Argo CD: `helm.valueFiles` in order, then `helm.values`, then `helm.valuesObject`
+(https://argo-cd.readthedocs.io/en/stable/user-guide/helm/#values-files); `$<ref>/` paths are
+files of the source with that `ref` (https://argo-cd.readthedocs.io/en/stable/user-guide/multiple_sources/).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from airflow_gitops.validate.objects import Loader, dig, find, ns_of, sealed_name
+
+VALUES_REF = re.compile(r"^\$([^/]+)/(.*)$")  # Argo CD multi-source `$<ref>/<path from repo root>`
+
+
+def deep_merge(base: dict, override: dict, drop_nulls: bool = False) -> dict:
+    """Helm semantics: maps merge recursively, lists and scalars replace; with
+    drop_nulls (coalescing onto chart defaults) a null removes the key."""
+    out = copy.deepcopy(base)
+    for key, val in override.items():
+        if val is None and drop_nulls:
+            out.pop(key, None)
+        elif isinstance(val, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], val, drop_nulls)
+        else:
+            out[key] = copy.deepcopy(val)
+    return out
+
+
+# ---------------------------------------------------------------- Flux
+def helm_values(hr: dict, objs: list[dict]) -> tuple[dict, list[str], list[str]]:
+    """Merge valuesFrom (list order) then spec.values like helm-controller.
+    Returns (values, errors, warnings); unresolvable entries are reported."""
+    values: dict = {}
+    errors: list[str] = []
+    warnings: list[str] = []
+    targeted: list[tuple[str, Any]] = []
+    for i, entry in enumerate(dig(hr, "spec.valuesFrom") or []):
+        kind, name = entry.get("kind"), entry.get("name")
+        key = entry.get("valuesKey") or "values.yaml"
+        where = f"valuesFrom[{i}] {kind}/{name}"
+        if kind not in ("ConfigMap", "Secret"):
+            errors.append(f"{where}: kind must be ConfigMap or Secret (case-sensitive)")
+            continue
+        text, problem = _values_source(objs, kind, name, ns_of(hr), key)
+        if problem:
+            if not entry.get("optional"):
+                errors.append(f"{where}: {problem}")
+            continue
+        if text is None:
+            warnings.append(f"{where}: values come from a SealedSecret and cannot be checked")
+            continue
+        try:
+            parsed = yaml.load(text, Loader=Loader)
+        except yaml.YAMLError as exc:
+            errors.append(f"{where}: key {key!r} is not valid YAML: {str(exc).splitlines()[0]}")
+            continue
+        if entry.get("targetPath"):  # applied after everything else, like helm-controller
+            targeted.append((entry["targetPath"], parsed))
+        elif isinstance(parsed, dict):
+            values = deep_merge(values, parsed)
+        elif parsed is not None:
+            errors.append(f"{where}: key {key!r} must hold a YAML mapping")
+    values = deep_merge(values, dig(hr, "spec.values") or {})
+    for path, val in targeted:
+        _set_path(values, path, val)
+    return values, errors, warnings
+
+
+def _set_path(values: dict, path: str, val: Any) -> None:
+    node = values
+    *parents, last = path.split(".")
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[last] = val
+
+
+def _values_source(objs: list[dict], kind: str, name: str, namespace: str | None,
+                   key: str) -> tuple[str | None, str | None]:
+    """(text, problem) for one valuesFrom entry; text None without problem = sealed."""
+    obj = find(objs, kind, name, namespace)
+    if obj is None and kind == "Secret":
+        sealed = [o for o in objs if o.get("kind") == "SealedSecret"
+                  and sealed_name(o) == name and ns_of(o) == namespace]
+        if sealed:
+            keys = set(dig(sealed[0], "spec.encryptedData") or {})
+            return None, None if key in keys else f"SealedSecret has no key {key!r}"
+    if obj is None:
+        similar = [dig(o, "metadata.name") for o in objs if o.get("kind") == kind
+                   and str(dig(o, "metadata.name", "")).startswith(f"{name}-")]
+        hint = (f" (generated {similar[0]} exists: add a kustomize `configurations` nameReference"
+                " for spec/valuesFrom/name)") if similar else ""
+        return None, f"{kind} {name!r} is not produced in namespace {namespace} by this build{hint}"
+    plain, encoded = ("data", "binaryData") if kind == "ConfigMap" else ("stringData", "data")
+    if key in (obj.get(plain) or {}):
+        return str(obj[plain][key]), None
+    if key in (obj.get(encoded) or {}):
+        try:
+            return base64.b64decode(obj[encoded][key]).decode(), None
+        except (ValueError, UnicodeDecodeError):
+            return None, f"{kind} {name!r} key {key!r} is not base64-encoded UTF-8"
+    return None, f"{kind} {name!r} has no key {key!r}"
+
+
+def release_values(objs: list[dict]) -> dict | None:
+    """The merged Helm values of the build's HelmRelease (Flux), or None."""
+    releases = [o for o in objs if o.get("kind") == "HelmRelease"]
+    if len(releases) != 1:
+        return None
+    values, errors, warnings = helm_values(releases[0], objs)
+    return None if errors or warnings else values
+
+
+# ---------------------------------------------------------------- Argo CD
+def argo_sources(app: dict) -> list[tuple[str, dict]]:
+    """(label, source) as Argo CD reads them: spec.sources wins over spec.source."""
+    spec = app.get("spec") or {}
+    if spec.get("sources"):
+        return [(f"sources[{i}]", s if isinstance(s, dict) else {}) for i, s in enumerate(spec["sources"])]
+    return [("source", spec["source"])] if isinstance(spec.get("source"), dict) else []
+
+
+def source_refs(sources: list[tuple[str, dict]]) -> set[str]:
+    """The `ref` names value files may start with (`$<ref>/`)."""
+    return {str(s["ref"]) for _, s in sources if s.get("ref")}
+
+
+def argo_values(src: dict, refs: set[str], repo: Path) -> tuple[dict | None, list[str]]:
+    """Helm values of a chart source as Argo CD merges them: valueFiles in order, then
+    helm.values (a YAML string), then helm.valuesObject. (None, []) when a file cannot be
+    read (the source rules report why); parse problems are returned."""
+    helm = src.get("helm") or {}
+    values: dict = {}
+    errors: list[str] = []
+    layers: list[tuple[str, Any]] = []
+    for i, entry in enumerate(helm.get("valueFiles") or []):
+        match = VALUES_REF.match(str(entry))
+        target = (repo / match.group(2)) if match and match.group(1) in refs else None
+        if target is None or not target.resolve().is_relative_to(repo.resolve()):
+            return None, []
+        if not target.is_file():
+            if helm.get("ignoreMissingValueFiles"):
+                continue
+            return None, []
+        try:
+            layers.append((f"helm.valueFiles[{i}] {entry!r}", yaml.load(target.read_text(), Loader=Loader)))
+        except (OSError, yaml.YAMLError) as exc:
+            errors.append(f"helm.valueFiles[{i}] {entry!r} is not valid YAML: {str(exc).splitlines()[0]}")
+    if helm.get("values"):
+        try:
+            layers.append(("helm.values", yaml.load(str(helm["values"]), Loader=Loader)))
+        except yaml.YAMLError as exc:
+            errors.append(f"helm.values is not valid YAML: {str(exc).splitlines()[0]}")
+    layers.append(("helm.valuesObject", helm.get("valuesObject")))
+    for where, layer in layers:
+        if isinstance(layer, dict):
+            values = deep_merge(values, layer)
+        elif layer is not None:
+            errors.append(f"{where} must hold a YAML mapping")
+    return values, errors
