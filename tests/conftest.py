@@ -125,9 +125,9 @@ def validate_env() -> dict[str, str]:
     return env
 
 
-def run_validate(repo: Path, *, strict: bool = False) -> subprocess.CompletedProcess[str]:
-    """The generated repo's own `make validate`, with this interpreter as TOOLS_PYTHON."""
-    cmd = ["make", "-s", "-C", str(repo), "validate", f"TOOLS_PYTHON={sys.executable}"]
+def run_validate(repo: Path, *make_vars: str, strict: bool = False) -> subprocess.CompletedProcess[str]:
+    """The generated repo's own `make validate` (plus make_vars, e.g. FORMAT=junit), with this interpreter."""
+    cmd = ["make", "-s", "-C", str(repo), "validate", f"TOOLS_PYTHON={sys.executable}", *make_vars]
     if strict:
         cmd.append("STRICT=1")
     return subprocess.run(cmd, capture_output=True, text=True, env=validate_env(), timeout=300)
@@ -188,3 +188,10 @@ def make_update(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def assert_nothing_written(dst: Path) -> None:
     assert not dst.exists() or not any(dst.iterdir()), f"a rejected copy left files in {dst}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heaviest first, so xdist's workers finish together: the runtime harness, then the slow tier."""
+    def weight(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("runtime") else 1 if item.get_closest_marker("slow") else 2
+    items.sort(key=weight)  # stable: file order within a weight

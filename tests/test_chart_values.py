@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, load_module, merged_values, shared_path
+from airflow_gitops import validate  # imported before any copy: copier's hooks swap airflow_gitops
+from airflow_gitops.facts import DAG_CLAIM
+from conftest import ROOT, merged_values, shared_path
 
 VARIANTS = {
     "celery": {},
@@ -98,7 +100,6 @@ def test_chart_validation_rules_hold(generated) -> None:
 
 def test_the_generator_validator_agrees(generated) -> None:
     """The generated repo's own checker reports no chart-rule violation for these values."""
-    validate = load_module("template/scripts/validate.py", "generated_validate")
     values, answers = generated
     assert validate.check_airflow_values(values, answers["project_name"]) == []
 
@@ -127,7 +128,7 @@ def test_dags_from_efs_current(generated) -> None:
     mounts = values["airflow"]["extraVolumeMounts"]
     volumes = {v["name"]: v for v in values["airflow"]["extraVolumes"]}
     assert [m["mountPath"] for m in mounts] == ["/opt/efs"]
-    assert volumes[mounts[0]["name"]]["persistentVolumeClaim"]["claimName"] == "airflow-dags"
+    assert volumes[mounts[0]["name"]]["persistentVolumeClaim"]["claimName"] == DAG_CLAIM
     # logs stay off the EFS mount, so the chart's log cleanup rules do not bite (rule 8/9)
     assert not values["logs"].get("path", "/opt/airflow/logs").startswith("/opt/efs")
 
@@ -178,7 +179,6 @@ def test_shipped_key_paths_are_the_real_charts() -> None:
     import json
     import tarfile
 
-    validate = load_module("template/scripts/validate.py", "chart_keys_validate")
     with tarfile.open(shared_path("charts", "airflow-8.9.0.tgz")) as tar:
         values = yaml.safe_load(tar.extractfile("airflow/values.yaml"))  # type: ignore[arg-type]
     shipped = json.loads((ROOT / "template/scripts/chart_keys/airflow-8.9.0.json").read_text())

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from airflow_gitops.facts import DAG_CLAIM
 from conftest import kustomize_build, run_validate, staging_answers, validate_env
 
 ANSWER_MATRIX = {
@@ -47,6 +50,26 @@ def test_strict_validation_fails_on_placeholders(tmp_path: Path, copy_project, d
     errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 5, result.stdout
     assert all("make seal ENV=dev SECRET=" in line for line in errors)
+
+
+def test_ci_gets_junit_and_json_reports(tmp_path: Path, copy_project, demo_answers) -> None:
+    """`make validate FORMAT=junit OUTPUT=...`: Jenkins' junit step sees one failure per ERROR line."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    values = repo / "deploy/overlays/dev/values.yaml"
+    values.write_text(values.read_text() + "\nairflow:\n  fernetKey: not-a-key\n")
+    text = run_validate(repo, strict=True)
+    junit = run_validate(repo, "FORMAT=junit", "OUTPUT=build/validate.xml", strict=True)
+    assert junit.returncode == text.returncode != 0
+    assert junit.stdout == text.stdout  # the console keeps the text report
+    errors = [line for line in text.stdout.splitlines() if line.startswith("ERROR")]
+    suites = ET.parse(repo / "build/validate.xml").getroot()
+    failures = [case.find("failure").text for case in suites.iter("testcase") if case.find("failure") is not None]
+    assert sorted(failures) == sorted(errors) and any("fernet" in e for e in errors), text.stdout
+    assert int(suites.get("failures")) == len(errors)
+    assert {s.get("name") for s in suites.findall("testsuite")} >= {"deploy/overlays/dev", "clusters/demo-cluster"}
+    report = json.loads(run_validate(repo, "FORMAT=json").stdout)
+    assert report["summary"]["ok"] is False and report["summary"]["errors"] == len(errors) - 5  # not strict
+    assert any(i["level"] == "ERROR" and "fernet" in i["message"] for i in report["issues"])
 
 
 def test_layout_one_concern_per_file(tmp_path: Path, copy_project, demo_answers) -> None:
@@ -93,7 +116,7 @@ def test_flux_objects_wired(tmp_path: Path, copy_project, demo_answers) -> None:
     assert pv["csi"] == {"driver": "efs.csi.aws.com", "volumeHandle": "fs-0123456789abcdef0::fsap-0123456789abcdef0"}
     assert pv["persistentVolumeReclaimPolicy"] == "Retain"
     assert pv["accessModes"] == ["ReadWriteMany"]
-    pvc = by_kind[("PersistentVolumeClaim", "airflow-dags")]["spec"]
+    pvc = by_kind[("PersistentVolumeClaim", DAG_CLAIM)]["spec"]
     assert pvc["volumeName"] == "airflow-dev-dags"
     assert pvc["storageClassName"] == pv["storageClassName"]
 
@@ -131,7 +154,7 @@ def test_dag_volume_is_bound_to_its_claim_through_the_access_point(tmp_path: Pat
     # A PV any claim could take, or one without an access point, fails validation.
     patch = repo / "deploy/overlays/dev/pv-patch.yaml"
     text = patch.read_text()
-    patch.write_text(text.replace("  claimRef:\n    namespace: airflow-dev\n    name: airflow-dags\n", ""))
+    patch.write_text(text.replace(f"  claimRef:\n    namespace: airflow-dev\n    name: {DAG_CLAIM}\n", ""))
     assert "spec.claimRef (namespace and name) must bind the volume" in run_validate(repo).stdout
     patch.write_text(text.replace("::fsap-0123456789abcdef0", ""))
     assert "has no access point: the EFS root is owned by root" in run_validate(repo).stdout

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from airflow_gitops.facts import DAG_CLAIM
 from conftest import ROOT, commit_all, run_validate, staging_answers
 
 PER_ENV = {"environment": "staging", "aws_region": "eu-central-1", "aws_account_id": "210987654321",
@@ -42,7 +43,7 @@ def test_second_environment_owns_only_its_directories(tmp_path, copy_project, de
     for key in ("project_name", "executor", "chart_version", "airflow_image_tag", "extra_pip_packages"):
         assert env[key] == main[key], key
     assert env["namespace"] == "pipelines-staging"
-    assert "'staging': [namespace: 'pipelines-staging', claim: 'airflow-dags'" in (repo / "Jenkinsfile").read_text()
+    assert f"'staging': [namespace: 'pipelines-staging', claim: '{DAG_CLAIM}'" in (repo / "Jenkinsfile").read_text()
     result = run_validate(repo)
     assert result.returncode == 0, result.stdout
 

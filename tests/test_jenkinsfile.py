@@ -13,6 +13,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from airflow_gitops.facts import DAG_CLAIM
 from conftest import ROOT, kustomize_build, merged_values, run_validate, skip_or_fail, staging_answers
 
 GROOVY_LINT = Path(os.environ.get("GROOVY_LINT", ROOT / ".tools/npm/node_modules/.bin/npm-groovy-lint"))
@@ -199,7 +200,7 @@ def test_agent_pod_containers_can_share_the_workspace(generated) -> None:
     passwd entry), gid 0 and HOME=/home/airflow for the Airflow image (its arbitrary-uid rule)."""
     repo, _ = generated
     text = (repo / "Jenkinsfile").read_text()
-    pod = agent_pod(text, "airflow-dags")
+    pod = agent_pod(text, DAG_CLAIM)
     containers = {c["name"]: c for c in pod["spec"]["containers"]}
     uids = {name: effective(pod, c, "runAsUser") for name, c in containers.items()}
     assert uids == {"jnlp": 1000, "airflow": 1000}, uids
@@ -328,7 +329,7 @@ def test_agent_rbac_is_in_the_overlay(rbac_repo) -> None:
     repo, answers = rbac_repo
     built = kustomize_build(repo / "deploy/overlays" / answers["environment"])
     check_agent_rbac(built, answers["namespace"], answers.get("jenkins_service_account", "jenkins/jenkins"))
-    pod = agent_pod((repo / "Jenkinsfile").read_text(), "airflow-dags")
+    pod = agent_pod((repo / "Jenkinsfile").read_text(), DAG_CLAIM)
     assert pod["spec"]["serviceAccountName"] == agent_objects(built)["ServiceAccount"]["metadata"]["name"]
     assert pod["spec"]["automountServiceAccountToken"] is False
     if answers.get("gitops_engine") == "argocd":  # applied with the overlay, before the chart

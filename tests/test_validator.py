@@ -1,4 +1,4 @@
-"""Tests of template/scripts/validate.py (the generated repo's `make validate`).
+"""Tests of the generated repo's `make validate` (template/scripts/airflow_gitops/validate/).
 
 Fixture repos are written by hand in tmp_path with the generated layout (clusters/<env>,
 infrastructure/, deploy/base + deploy/overlays/<env>), built with the real kubectl, then
@@ -9,41 +9,30 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
-import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
-from conftest import shared_path, skip_or_fail
+from airflow_gitops import validate as V
+from airflow_gitops.facts import DAG_CLAIM, EFS_HANDLE
+from conftest import ROOT, kubectl_path, shared_path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("AIRFLOW_GITOPS_SHARED") or ROOT.parent / "shared")
-KUBECTL = Path(os.environ.get("KUBECTL") or ROOT / ".tools/bin/kubectl")
-SCRIPT = ROOT / "template/scripts/validate.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gitops_validate", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = ROOT / "template/scripts/validate.py"  # the entry point users' CI calls
 
 
-V = _load()
-needs_kubectl = pytest.mark.skipif(not os.access(KUBECTL, os.X_OK),
-                                   reason=f"kubectl not found at {KUBECTL}: run `make setup` or set KUBECTL")
+@pytest.fixture
+def kubectl(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real kubectl the validator builds with (skips, or fails in CI, without it)."""
+    path = kubectl_path()
+    monkeypatch.setenv("KUBECTL", str(path))
+    return path
 
 
-def shared(*parts: str) -> Path:
-    return shared_path(*parts)
+needs_kubectl = pytest.mark.usefixtures("kubectl")
 
 
 @pytest.fixture(autouse=True)
@@ -54,17 +43,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     empty = tmp_path / "no-schemas"
     empty.mkdir()
     monkeypatch.setenv("AIRFLOW_GITOPS_SCHEMA_DIR", str(empty))
-    monkeypatch.setenv("KUBECTL", str(KUBECTL))
 
 
 @pytest.fixture
 def schemas(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_GITOPS_SCHEMA_DIR", str(shared("schemas")))
+    monkeypatch.setenv("AIRFLOW_GITOPS_SCHEMA_DIR", str(shared_path("schemas")))
 
 
 @pytest.fixture
 def chart_values(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    path = shared("chart", "airflow-8.9.0-values.yaml")
+    path = shared_path("chart", "airflow-8.9.0-values.yaml")
     monkeypatch.setenv("AIRFLOW_CHART_VALUES", str(path))
     return yaml.safe_load(path.read_text())
 
@@ -105,7 +93,7 @@ def values_for(env: str) -> dict[str, Any]:
                                                   "key": "password"}},
             "connections": [{"id": "aws_default", "type": "aws", "extra": '{"region_name": "eu-west-1"}'}],
             "extraVolumes": [{"name": "efs-dags",
-                              "persistentVolumeClaim": {"claimName": "airflow-dags", "readOnly": True}}],
+                              "persistentVolumeClaim": {"claimName": DAG_CLAIM, "readOnly": True}}],
             "extraVolumeMounts": [{"name": "efs-dags", "mountPath": "/opt/efs", "readOnly": True}],
         },
         "dags": {"path": "/opt/efs/dags/current"},
@@ -130,7 +118,7 @@ def values_for(env: str) -> dict[str, Any]:
 
 def overlay_files(env: str, pv_name: str | None = None, handle: str | None = None) -> dict[str, Any]:
     ns = f"airflow-{env}"
-    pv = pv_name or f"airflow-dags-{env}"
+    pv = pv_name or f"{DAG_CLAIM}-{env}"
     d = f"deploy/overlays/{env}"
     return {
         f"{d}/kustomization.yaml": {
@@ -143,10 +131,10 @@ def overlay_files(env: str, pv_name: str | None = None, handle: str | None = Non
             {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
              "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteMany"],
                       "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "efs-sc",
-                      "claimRef": {"namespace": ns, "name": "airflow-dags"},
+                      "claimRef": {"namespace": ns, "name": DAG_CLAIM},
                       "csi": {"driver": "efs.csi.aws.com",
                               "volumeHandle": handle or "fs-0123456789abcdef0::fsap-0123456789abcdef0"}}},
-            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "airflow-dags"},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": DAG_CLAIM},
              "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "efs-sc", "volumeName": pv,
                       "resources": {"requests": {"storage": "5Gi"}}}}],
         f"{d}/secrets.yaml": [sealed("airflow-db", ns, ["username", "password"]),
@@ -313,7 +301,7 @@ def test_pvc_pv_mismatch(repo: Path) -> None:
     edit(repo, "deploy/overlays/dev/storage.yaml", mutate)
     errs = errors(run(repo))
     assert len(errs) == 2, errs
-    assert "storageClassName 'gp3' != PersistentVolume/airflow-dags-dev storageClassName 'efs-sc'" in errs[0]
+    assert f"storageClassName 'gp3' != PersistentVolume/{DAG_CLAIM}-dev storageClassName 'efs-sc'" in errs[0]
     assert "accessModes ['ReadWriteMany'] not offered" in errs[1]
 
 
@@ -334,7 +322,7 @@ def test_bad_volume_handle_and_reclaim_policy(repo: Path) -> None:
 
     edit(repo, "deploy/overlays/dev/storage.yaml", mutate)
     report = run(repo)
-    only_error(report, "PersistentVolume/airflow-dags-dev", "csi.volumeHandle 'efs:fs-0123456789abcdef0'")
+    only_error(report, f"PersistentVolume/{DAG_CLAIM}-dev", "csi.volumeHandle 'efs:fs-0123456789abcdef0'")
     assert any("should be Retain" in line for line in report.lines if line.startswith("WARN"))
 
 
@@ -356,7 +344,7 @@ def test_helmrelease_schema_typo(repo: Path, schemas: None) -> None:
 @needs_kubectl
 def test_unknown_core_field(repo: Path) -> None:
     edit(repo, "deploy/overlays/dev/storage.yaml", lambda d: d[1]["spec"].update(storageClass="efs-sc"))
-    only_error(run(repo), "PersistentVolumeClaim/airflow-dev/airflow-dags", "$.spec:", "'storageClass' was unexpected")
+    only_error(run(repo), f"PersistentVolumeClaim/airflow-dev/{DAG_CLAIM}", "$.spec:", "'storageClass' was unexpected")
 
 
 @needs_kubectl
@@ -426,10 +414,10 @@ def test_misspelled_key_paths_with_chart_values(repo: Path, chart_values: dict[s
 @needs_kubectl
 def test_cluster_scoped_conflict_between_overlays(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    write(root, base_files() | overlay_files("dev", pv_name="airflow-dags")
-          | overlay_files("prod", pv_name="airflow-dags", handle="fs-00000000000000001::fsap-00000000000000001"))
+    write(root, base_files() | overlay_files("dev", pv_name=DAG_CLAIM)
+          | overlay_files("prod", pv_name=DAG_CLAIM, handle="fs-00000000000000001::fsap-00000000000000001"))
     report = run(root)
-    only_error(report, "ERROR deploy/overlays/prod: PersistentVolume/airflow-dags:",
+    only_error(report, f"ERROR deploy/overlays/prod: PersistentVolume/{DAG_CLAIM}:",
                "differs from the one built by deploy/overlays/dev")
     assert report.builds == 5
 
@@ -519,7 +507,7 @@ def test_null_removes_a_chart_default() -> None:
     ("fs-0123abcd:/dags:fsap-0123abcd", True), ("fs-x", False), ("efs:fs-0123abcd", False),
     ("fs-0123abcd::fsap-x", False), ("fs-0123ABCD", False), ("fs-0123abcd:dags", False)])
 def test_efs_volume_handle_grammar(handle: str, ok: bool) -> None:
-    assert bool(V.EFS_HANDLE.match(handle)) is ok
+    assert bool(EFS_HANDLE.match(handle)) is ok
 
 
 def test_check_airflow_values_rules() -> None:
@@ -548,7 +536,7 @@ def test_check_airflow_values_rules() -> None:
 
 
 def test_kubectl_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KUBECTL")
+    monkeypatch.delenv("KUBECTL", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
     assert V.find_kubectl(tmp_path) is None
     report = run(tmp_path)
@@ -667,11 +655,10 @@ def argo_repo(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def argo_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
     """The kubectl builds of the Argo fixture, made once; tests mutate deep copies."""
-    if not os.access(KUBECTL, os.X_OK):
-        skip_or_fail(f"kubectl not found at {KUBECTL}")
+    kubectl = kubectl_path()
     root = tmp_path_factory.mktemp("argo-built")
     write(root, argo_files())
-    return {b: V.kustomize_build(str(KUBECTL), root / b, root_only=True)
+    return {b: V.kustomize_build(str(kubectl), root / b, root_only=True)
             for b in ("clusters/dev", "deploy/overlays/dev", "infrastructure")}
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from airflow_gitops.facts import DAG_CLAIM
 
 from .pods import KUBERNETES_SERVICE, Cluster, Container, Pod, airflow_image, build_pod, execute, pgbouncer_image, start
 from .rendered import Mount, Objects, Rendered
@@ -145,7 +146,7 @@ class Deployment:
             self.start_kube_api()
         images = {"apache/airflow": airflow_image(self.airflow_python),
                   "pgbouncer": pgbouncer_image(self.airflow_python)}
-        self.cluster = Cluster(self.objects, {"airflow-dags": self.efs}, self.endpoint_names(),
+        self.cluster = Cluster(self.objects, {DAG_CLAIM: self.efs}, self.endpoint_names(),
                                self.rendered.release["namespace"], self.ca.bundle, images, self.workdir)
 
     def start_kube_api(self) -> None:
