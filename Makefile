@@ -24,7 +24,7 @@ endif
 # Airflow versions the runtime harness runs (tests/runtime/install.py knows their pins).
 RUNTIME_AIRFLOW ?= 2.8.4
 
-.PHONY: help setup tools runtime demo test lint bench release clean
+.PHONY: help setup tools runtime demo test test-all lint bench release clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -53,10 +53,16 @@ demo: setup ## generate build/demo from examples/demo.yml and run its `make vali
 	$(VENV)/bin/copier copy --trust --defaults --data-file examples/demo.yml . $(DEMO_DIR)
 	$(MAKE) -C $(DEMO_DIR) validate TOOLS_PYTHON=$(abspath $(PY))
 
-test: setup ## run the test suite (pytest, parallel)
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): treat as failure" >&2; fi; \
+# pytest exit 5 (nothing collected) is a failure like any other.
+run-pytest = @$(PY) -m pytest $(PYTEST_ARGS) $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make $@: pytest collected no tests (exit 5): treat as failure" >&2; fi; \
 	exit $$rc
+
+test: setup ## the fast tier: every test but the slow ones (unit tests, a few end-to-end copies)
+	$(call run-pytest,-m "not slow")
+
+test-all: setup ## everything CI runs: the fast tier plus the slow one (runtime harness: `make runtime` first)
+	$(call run-pytest,)
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .

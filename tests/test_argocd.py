@@ -108,6 +108,7 @@ def test_values_are_shared_with_the_flux_flavor(argo_repo: Path, tmp_path, copy_
     assert yaml.safe_load((argo_repo / "deploy/base/values.yaml").read_text())["airflow"]["connectionsUpdate"] is True
 
 
+@pytest.mark.slow
 def test_switch_from_flux_to_argo_with_copier_update(tmp_path, copy_project, demo_answers) -> None:
     repo = copy_project(tmp_path / "repo", demo_answers)
     copy_project(repo, staging_answers(demo_answers), answers_file=".copier-answers.staging.yml")

@@ -200,10 +200,12 @@ def detect_secrets(repo: Path) -> dict:
     return yaml.safe_load(result.stdout)["results"]
 
 
+@pytest.mark.slow
 def test_detect_secrets_finds_nothing_once_sealed(sealed_repo: Path) -> None:
     assert detect_secrets(sealed_repo) == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor"])
 def test_detect_secrets_finds_nothing(tmp_path, copy_project, demo_answers, executor) -> None:
     repo = copy_project(tmp_path / "repo", {**demo_answers, "executor": executor})

@@ -488,6 +488,7 @@ def start_publish(source: Path, root: Path) -> subprocess.Popen[bytes]:
                              "--grace", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_instant_leaves_a_complete_published_tree(tmp_path: Path) -> None:
     seed = int(os.environ.get("SYNC_DAGS_CRASH_SEED", time.time_ns() % 2**32))
     print(f"crash test seed: {seed} (rerun with SYNC_DAGS_CRASH_SEED={seed})")

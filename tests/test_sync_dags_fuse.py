@@ -17,6 +17,8 @@ from test_sync_dags import make_tree, ok, publish
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import latencyfs  # benchmarks/ is not a package
 
+pytestmark = pytest.mark.slow  # a FUSE latency filesystem (root, /dev/fuse)
+
 sys.path.pop(0)
 
 

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from conftest import COPIER, GIT_ENV, commit_all, load_module, make_update, repo_wide_questions, staging_answers
 
+pytestmark = pytest.mark.slow  # the update matrix: tagged template repos, copier update, make update
+
 REPO_WIDE = repo_wide_questions()
 HELMRELEASE = "template/deploy/base/{% if is_flux %}helmrelease.yaml{% endif %}.jinja"
 SEALED = "AgBy3i4OJSWK+PiTySYZZA1rO43cGDEq" * 8  # stands for real ciphertext: it must survive updates
