@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from airflow_gitops import podsecurity
 from airflow_gitops.facts import KUBERNETES_VERSION as DEFAULT_KUBE_VERSION  # `helm template` capabilities
+from airflow_gitops.facts import POD_SECURITY_LEVEL
 from airflow_gitops.validate import (
     BuildError,
     argo_sources,
@@ -271,6 +273,32 @@ class Options:
     kube_version: str
 
 
+# ---------------------------------------------------------------- pod security
+POD_TEMPLATE_KEY = "pod_template.yaml"  # the chart's KubernetesExecutor pod template ConfigMap key
+
+
+def namespace_level(repo: Path, env: str) -> str:
+    """The Pod Security level the environment's Namespace enforces (ours unless the user changed it)."""
+    path = repo / "deploy/overlays" / env / "secrets/namespace.yaml"
+    labels = dig(yaml.safe_load(path.read_text()) or {}, "metadata.labels", {}) if path.is_file() else {}
+    return str((labels or {}).get("pod-security.kubernetes.io/enforce", POD_SECURITY_LEVEL))
+
+
+def pod_security_problems(docs: list[dict], level: str) -> list[str]:
+    """Every rendered pod (and the executor's task-pod template) that the namespace would refuse."""
+    if level not in ("baseline", "restricted"):
+        return []
+    problems = []
+    for doc in docs:
+        specs = [(f"{doc.get('kind')}/{dig(doc, 'metadata.name', '')}", podsecurity.pod_spec(doc))]
+        if doc.get("kind") == "ConfigMap" and POD_TEMPLATE_KEY in (doc.get("data") or {}):
+            template = yaml.safe_load(doc["data"][POD_TEMPLATE_KEY]) or {}
+            where = f"ConfigMap/{dig(doc, 'metadata.name', '')} {POD_TEMPLATE_KEY}"
+            specs.append((where, podsecurity.pod_spec(template)))
+        problems += [f"{where}: {v}" for where, spec in specs if spec for v in podsecurity.violations(spec, level)]
+    return problems
+
+
 def render_env(repo: Path, env: str, out: Path, opts: Options) -> str:
     release = release_of(repo, env, opts.kubectl)
     chart_file = resolve_chart(release, opts.chart, opts.cache, opts.helm)
@@ -285,6 +313,12 @@ def render_env(repo: Path, env: str, out: Path, opts: Options) -> str:
             "repository": release.repo_url, "release": release.name, "namespace": release.namespace,
             "kubeVersion": opts.kube_version, "valueLayers": release.layers}
     (target / "release.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    level = namespace_level(repo, env)
+    problems = pod_security_problems([yaml.safe_load(d) for d in rendered + release.objects], level)
+    if problems:
+        raise RenderError(f"{env}: {len(problems)} problem(s): pods break Pod Security {level!r}, which namespace "
+                          f"{release.namespace} enforces (written to {target} for review):\n  "
+                          + "\n  ".join(problems))
     return (f"render: {env}: {release.chart} {release.version} as {release.name} in {release.namespace}: "
             f"{counts[1]} chart objects, {counts[0]} overlay objects -> {target}")
 

@@ -28,6 +28,8 @@ EFS_ACCESS_POINT_ID = r"fsap-[0-9a-f]{8,40}"
 EFS_HANDLE = re.compile(rf"^{EFS_FILE_SYSTEM_ID}(:(/[^:]*)?(:{EFS_ACCESS_POINT_ID})?)?$")
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 TEMPLATE_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")  # the chart's ${NAME} value templates
+EKS_OIDC_ISSUER = re.compile(  # the cluster's IRSA issuer, without https:// (group 1: its region)
+    r"^oidc\.eks\.([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9])\.amazonaws\.com/id/[0-9A-F]{32}$")
 REMOTE_SOURCE = re.compile(r"^([a-z][a-z0-9+.-]*://|gh:|gl:|[\w.-]+@[\w.-]+:)")  # a template not on disk
 
 # ---------------------------------------------------------------- Airflow
@@ -35,6 +37,17 @@ EXECUTORS = ("CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor")
 CELERY_EXECUTORS = frozenset({"CeleryExecutor", "CeleryKubernetesExecutor"})  # need a broker and workers
 KUBERNETES_EXECUTORS = frozenset({"KubernetesExecutor", "CeleryKubernetesExecutor"})  # start task pods
 AIRFLOW_UID, AIRFLOW_GID = 50000, 0  # the apache/airflow images' user; the EFS access point's PosixUser
+
+# ---------------------------------------------------------------- AWS identity as code
+IAM_DIR = "iam"  # deploy/overlays/<env>/iam/: the IRSA role's policies, as JSON for the aws CLI or Terraform
+S3_LOGS_POLICY = "s3-logs-policy.json"  # permissions policy: the env's task-log prefix only
+IRSA_TRUST_POLICY = "irsa-trust-policy.json"  # trust policy: the chart's ServiceAccount via the cluster's OIDC
+
+# ---------------------------------------------------------------- Pod Security Admission
+# https://kubernetes.io/docs/concepts/security/pod-security-standards/ : the level every
+# environment's namespace enforces, and the policy version it is pinned to.
+POD_SECURITY_LEVEL = "restricted"
+POD_SECURITY_VERSION = "v1.31"
 
 # ---------------------------------------------------------------- DAGs on EFS
 DAG_CLAIM = "airflow-dags"  # PersistentVolumeClaim of every environment (deploy/base/pvc.yaml)
