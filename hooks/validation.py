@@ -333,6 +333,19 @@ def irsa_role_arn(value: Any, account_id: Any = None) -> str:
     return ""
 
 
+def eks_oidc_issuer(value: Any, region: Any = None) -> str:
+    err = _matches("eks_oidc_issuer", value, facts.EKS_OIDC_ISSUER.pattern,
+                   "must be the cluster's OIDC issuer without https://, like "
+                   "oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF "
+                   "(aws eks describe-cluster --query cluster.identity.oidc.issuer)", optional=True)
+    if err or not value:
+        return err
+    found = facts.EKS_OIDC_ISSUER.match(value).group(1)  # type: ignore[union-attr]
+    if region not in (None, "") and found != region:
+        return f"eks_oidc_issuer is in {found}, but aws_region is {region}: the cluster's issuer is in its region"
+    return ""
+
+
 def web_hostname(value: Any) -> str:
     err = _matches("web_hostname", value, DNS_NAME.pattern,
                    "must be empty (no ingress) or a lowercase DNS name like airflow.example.com",
@@ -431,6 +444,7 @@ RULES: dict[str, Callable[..., str]] = {
     "s3_log_bucket": s3_log_bucket,
     "s3_log_prefix": s3_log_prefix,
     "irsa_role_arn": irsa_role_arn,
+    "eks_oidc_issuer": eks_oidc_issuer,
     "web_hostname": web_hostname,
     "dags_repo_url": dags_repo_url,
     "dags_repo_branch": branch("dags_repo_branch"),

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from airflow_gitops.facts import JENKINS_AGENT_RBAC, jenkins_entries
 from airflow_gitops.validate.chart import CHART_DEFAULTS
-from airflow_gitops.validate.objects import dig, env_of, find
+from airflow_gitops.validate.objects import dig, find
 from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import argo_sources, argo_values, helm_values, source_refs
+from airflow_gitops.validate.values import deployed_releases
 
 JENKINS_IMAGE = re.compile(r"AIRFLOW_IMAGE\s*=\s*'([^']*)'")
 JENKINS_AGENT_SA = re.compile(r"AGENT_SERVICE_ACCOUNT\s*=\s*'([^']*)'")
@@ -71,25 +71,7 @@ def _agent_identity(text: str, env: str, objs: list[dict], namespace: str, jenki
 
 def deployed_images(every: dict[str, list[dict]], repo: Path) -> dict[str, str]:
     """Environment -> Airflow image, from a HelmRelease (Flux) or an Application (Argo CD)."""
-    images: dict[str, str] = {}
     default = CHART_DEFAULTS["airflow"]["image"]
-    for name, objs in every.items():
-        for obj in objs:
-            values = _airflow_values(obj, objs, repo)
-            if values is not None:
-                images[env_of(name)] = (f"{dig(values, 'airflow.image.repository', default['repository'])}:"
-                                        f"{dig(values, 'airflow.image.tag', default['tag'])}")
-    return images
-
-
-def _airflow_values(obj: dict, objs: list[dict], repo: Path) -> dict | None:
-    """The values of an airflow-chart HelmRelease or Application (its last airflow source), else None."""
-    if obj.get("kind") == "HelmRelease" and dig(obj, "spec.chart.spec.chart") == "airflow":
-        return helm_values(obj, objs)[0]
-    values = None
-    if obj.get("kind") == "Application":
-        sources = argo_sources(obj)
-        for _, src in sources:
-            if src.get("chart") == "airflow":
-                values = argo_values(src, source_refs(sources), repo)[0]
-    return values
+    return {env: (f"{dig(d.values, 'airflow.image.repository', default['repository'])}:"
+                  f"{dig(d.values, 'airflow.image.tag', default['tag'])}")
+            for env, d in deployed_releases(every, repo).items()}

@@ -12,12 +12,13 @@ from __future__ import annotations
 import base64
 import copy
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from airflow_gitops.validate.objects import Loader, dig, find, ns_of, sealed_name
+from airflow_gitops.validate.objects import Loader, dig, env_of, find, ns_of, sealed_name
 
 VALUES_REF = re.compile(r"^\$([^/]+)/(.*)$")  # Argo CD multi-source `$<ref>/<path from repo root>`
 
@@ -169,3 +170,45 @@ def argo_values(src: dict, refs: set[str], repo: Path) -> tuple[dict | None, lis
         elif layer is not None:
             errors.append(f"{where} must hold a YAML mapping")
     return values, errors
+
+
+# ---------------------------------------------------------------- what each environment deploys
+@dataclass(frozen=True)
+class Deployed:
+    """The Airflow release of one environment, as its engine will install it."""
+
+    values: dict
+    release: str  # Helm release name (the chart names its ServiceAccount after it)
+    namespace: str
+
+
+def airflow_values(obj: dict, objs: list[dict], repo: Path) -> dict | None:
+    """The values of an airflow-chart HelmRelease or Application (its last airflow source), else None."""
+    if obj.get("kind") == "HelmRelease" and dig(obj, "spec.chart.spec.chart") == "airflow":
+        return helm_values(obj, objs)[0]
+    values = None
+    if obj.get("kind") == "Application":
+        sources = argo_sources(obj)
+        for _, src in sources:
+            if src.get("chart") == "airflow":
+                values = argo_values(src, source_refs(sources), repo)[0]
+    return values
+
+
+def deployed_releases(every: dict[str, list[dict]], repo: Path) -> dict[str, Deployed]:
+    """Environment -> its Airflow release, from a HelmRelease (Flux) or an Application (Argo CD)."""
+    found: dict[str, Deployed] = {}
+    for name, objs in every.items():
+        for obj in objs:
+            values = airflow_values(obj, objs, repo)
+            if values is None:
+                continue
+            if obj["kind"] == "HelmRelease":
+                release = dig(obj, "spec.releaseName") or dig(obj, "metadata.name", "")
+                namespace = dig(obj, "spec.targetNamespace") or ns_of(obj) or ""
+            else:
+                helm = next((s.get("helm") or {} for _, s in argo_sources(obj) if s.get("chart") == "airflow"), {})
+                release = helm.get("releaseName") or dig(obj, "metadata.name", "")
+                namespace = dig(obj, "spec.destination.namespace", "")
+            found[env_of(name)] = Deployed(values, str(release), str(namespace))
+    return found

@@ -1,0 +1,113 @@
+"""Each environment's AWS identity files (deploy/overlays/<env>/iam/) against what it deploys.
+
+The permissions policy is linted with parliament (https://github.com/duo-labs/parliament: unknown
+actions, bad resources, malformed statements) and must name only the environment's own log
+bucket and prefix; the trust policy must admit exactly the chart's ServiceAccount through the
+cluster's OIDC issuer, for the account of the role the ServiceAccount is annotated with.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from airflow_gitops.facts import IAM_DIR, IRSA_TRUST_POLICY, S3_LOGS_POLICY
+from airflow_gitops.validate.objects import dig
+from airflow_gitops.validate.report import Issue
+from airflow_gitops.validate.values import Deployed
+
+LOG_FOLDER = re.compile(r"^s3://([^/]+)/?(.*?)/?$")
+ROLE_ACCOUNT = re.compile(r"^arn:aws[a-zA-Z-]*:iam::([0-9]{12}):role/")
+ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def check_iam(repo: Path, deployed: dict[str, Deployed]) -> list[tuple[str, Issue]]:
+    found: list[tuple[str, Issue]] = []
+    for env, release in sorted(deployed.items()):
+        folder = repo / "deploy/overlays" / env / IAM_DIR
+        where = str(folder.relative_to(repo))
+        policy = _load(folder / S3_LOGS_POLICY, found, where)
+        if policy is not None:
+            found += [(where, i) for i in _check_policy(policy, release)]
+        trust = _load(folder / IRSA_TRUST_POLICY, found, where, optional=True)
+        if trust is not None:
+            found += [(where, i) for i in _check_trust(trust, release)]
+        elif (folder / S3_LOGS_POLICY).is_file() and not (folder / IRSA_TRUST_POLICY).is_file():
+            found.append((where, Issue("INFO", IRSA_TRUST_POLICY, "not generated: answer eks_oidc_issuer to get "
+                                       "the IRSA trust policy for this environment's role")))
+    return found
+
+
+def _load(path: Path, found: list[tuple[str, Issue]], where: str, optional: bool = False) -> Any:
+    if not path.is_file():
+        if not optional:
+            found.append((where, Issue("INFO", path.name, "not in the repo: the IRSA role's permissions are not "
+                                       "checked (managed elsewhere?)")))
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        found.append((where, Issue("ERROR", path.name, f"not valid JSON: {exc}")))
+        return None
+
+
+def _check_policy(policy: Any, release: Deployed) -> list[Issue]:
+    issues = [Issue("ERROR", S3_LOGS_POLICY, message) for message in lint(policy)]
+    folder = str(dig(release.values, "airflow.config.AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", ""))
+    match = LOG_FOLDER.match(folder)
+    if not match:
+        return [*issues, Issue("WARN", S3_LOGS_POLICY, f"no s3:// remote log folder in the values ({folder!r}): "
+                               "cannot check the policy's resources")]
+    bucket, prefix = match.group(1), match.group(2)
+    allowed = {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}*"}
+    for statement in _statements(policy):
+        actions = _as_list(statement.get("Action"))
+        if any(a in ("*", "s3:*") for a in actions):
+            issues.append(Issue("ERROR", S3_LOGS_POLICY, f"grants {actions}: list the actions task logs need"))
+        for resource in _as_list(statement.get("Resource")):
+            if resource not in allowed:
+                issues.append(Issue("ERROR", S3_LOGS_POLICY, f"resource {resource!r} is outside this environment's "
+                                    f"log folder {folder} (allowed: {', '.join(sorted(allowed))})"))
+    return issues
+
+
+def _check_trust(trust: Any, release: Deployed) -> list[Issue]:
+    issues: list[Issue] = []
+    service_account = dig(release.values, "serviceAccount.name") or release.release
+    subject = f"system:serviceaccount:{release.namespace}:{service_account}"
+    role = str((dig(release.values, "serviceAccount.annotations", {}) or {}).get(ROLE_ANNOTATION, ""))
+    account = ROLE_ACCOUNT.match(role)
+    for statement in _statements(trust):
+        federated = str(dig(statement, "Principal.Federated", ""))
+        if account and f":iam::{account.group(1)}:oidc-provider/" not in federated:
+            issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"Principal.Federated {federated!r} is not an OIDC "
+                                f"provider of account {account.group(1)} ({role})"))
+        issuer = federated.split(":oidc-provider/", 1)[-1]
+        conditions = dig(statement, "Condition.StringEquals", {}) or {}
+        if _as_list(conditions.get(f"{issuer}:sub")) != [subject]:
+            issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:sub must be exactly {subject!r} (the "
+                                f"chart's ServiceAccount), found {conditions.get(f'{issuer}:sub')!r}"))
+        if conditions.get(f"{issuer}:aud") != "sts.amazonaws.com":
+            issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:aud must be 'sts.amazonaws.com'"))
+    return issues
+
+
+def lint(policy: Any) -> list[str]:
+    """parliament's findings on an identity policy (or why it could not run)."""
+    try:
+        from parliament import analyze_policy_string  # type: ignore[import-untyped]
+    except ImportError:
+        return ["parliament is not installed: run `make tools` (requirements-tools.txt)"]
+    findings = analyze_policy_string(json.dumps(policy)).findings
+    return [f"parliament: {f.issue}: {f.detail}" for f in findings]
+
+
+def _statements(policy: Any) -> list[dict]:
+    statements = policy.get("Statement") if isinstance(policy, dict) else None
+    return [s for s in _as_list(statements) if isinstance(s, dict)]
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [] if value is None else [value]
