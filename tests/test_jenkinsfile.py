@@ -13,7 +13,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from airflow_gitops.facts import DAG_CLAIM
+from airflow_gitops import podsecurity
+from airflow_gitops.facts import DAG_CLAIM, POD_SECURITY_LEVEL
 from conftest import ROOT, kustomize_build, merged_values, run_validate, skip_or_fail, staging_answers
 
 GROOVY_LINT = Path(os.environ.get("GROOVY_LINT", ROOT / ".tools/npm/node_modules/.bin/npm-groovy-lint"))
@@ -212,6 +213,8 @@ def test_agent_pod_containers_can_share_the_workspace(generated) -> None:
         assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}, name
     # The plugin fills in its own agent image (and the cloud may override it): no invented tag here.
     assert "image" not in containers["jnlp"]
+    # It runs in the Airflow namespace, which enforces Pod Security restricted.
+    assert podsecurity.violations(pod["spec"], POD_SECURITY_LEVEL) == []
 
 
 def test_git_runs_in_jnlp_and_the_dag_steps_in_airflow(generated) -> None:

@@ -35,7 +35,7 @@ PASSWORDS = {
     "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-03bc71",
 }
 SCENARIOS = {
-    "celery-tls-auth-verified-rds": {"rds_tls_verify": True},
+    "celery-tls-auth-production": {"rds_tls_verify": True, "production_like": True},  # HA values, PDBs, spread
     "celery-tls-noauth": {"redis_auth": False},
     "celerykubernetes-tls-auth": {"executor": "CeleryKubernetesExecutor"},
 }

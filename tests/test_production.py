@@ -1,0 +1,221 @@
+"""Story: a platform engineer makes a production-like environment and reviews, with `make render`
+and the real airflow-helm chart, what runs: replicas, disruption budgets, zone spread, requests
+and limits, Pod Security on every pod, and chart RBAC only where the executor needs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from airflow_gitops import podsecurity
+from airflow_gitops.facts import IAM_DIR, IRSA_TRUST_POLICY, POD_SECURITY_LEVEL, POD_SECURITY_VERSION, S3_LOGS_POLICY
+from airflow_gitops.validate import iam
+from conftest import run_validate, shared_path, validate_env
+
+HA_COMPONENTS = {"scheduler": "Deployment", "web": "Deployment", "triggerer": "Deployment", "worker": "StatefulSet"}
+
+
+def make_render(repo: Path) -> subprocess.CompletedProcess[str]:
+    chart = shared_path("charts", "airflow-8.9.0.tgz")
+    return subprocess.run(["make", "-s", "-C", str(repo), "render", "ENV=dev", f"CHART={chart}",
+                           f"TOOLS_PYTHON={sys.executable}"], capture_output=True, text=True,
+                          env=validate_env(), timeout=300)
+
+
+def rendered_objects(repo: Path) -> list[dict[str, Any]]:
+    out = repo / "build/render/dev"
+    return [yaml.safe_load(p.read_text()) for part in ("chart", "overlay") for p in sorted((out / part).glob("*.yaml"))]
+
+
+def by_kind(objs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objs if o["kind"] == kind}
+
+
+def workloads(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objs if podsecurity.pod_spec(o) is not None}
+
+
+@pytest.fixture(scope="module", params=["CeleryExecutor", "CeleryKubernetesExecutor"])
+def production(request, tmp_path_factory, copy_project, demo_answers) -> tuple[Path, list[dict[str, Any]]]:
+    answers = {**demo_answers, "production_like": True, "rds_tls_verify": True, "executor": request.param}
+    repo = copy_project(tmp_path_factory.mktemp("prod") / "repo", answers)
+    result = make_render(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return repo, rendered_objects(repo)
+
+
+def test_production_runs_two_of_each_component_with_a_budget(production) -> None:
+    _, objs = production
+    pdbs = by_kind(objs, "PodDisruptionBudget")
+    for component, kind in HA_COMPONENTS.items():
+        workload = by_kind(objs, kind)[f"airflow-{component}"]
+        assert workload["spec"]["replicas"] == 2, component
+        pdb = pdbs[f"airflow-{component}"]
+        assert pdb["spec"]["maxUnavailable"] == 1
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items(), component
+        spread = {c["topologyKey"]: c for c in workload["spec"]["template"]["spec"]["topologySpreadConstraints"]}
+        assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+        assert spread["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+        for constraint in spread.values():  # the selector must pick this component's own pods
+            assert constraint["labelSelector"]["matchLabels"].items() <= labels.items(), component
+    # pgbouncer: the chart fixes one replica, and a budget on one replica would block every drain.
+    assert by_kind(objs, "Deployment")["airflow-pgbouncer"]["spec"]["replicas"] == 1
+    assert "airflow-pgbouncer" not in pdbs
+    worker = by_kind(objs, "StatefulSet")["airflow-worker"]["spec"]["template"]["spec"]
+    assert worker["terminationGracePeriodSeconds"] >= 600 + 60  # graceful Celery stop, then SIGTERM
+
+
+def test_every_container_has_requests_and_a_memory_limit(production) -> None:
+    _, objs = production
+    for name, obj in workloads(objs).items():
+        for c in podsecurity.containers(podsecurity.pod_spec(obj)):
+            resources = c.get("resources") or {}
+            requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+            assert {"cpu", "memory"} <= requests.keys(), (name, c["name"], resources)
+            assert "memory" in limits and "cpu" not in limits, (name, c["name"], resources)
+            assert quantity(requests["memory"]) <= quantity(limits["memory"]), (name, c["name"])
+
+
+def test_every_pod_meets_the_namespace_pod_security_level(production) -> None:
+    repo, objs = production
+    namespace = by_kind(objs, "Namespace") or {n["metadata"]["name"]: n for n in
+                                               yaml.safe_load_all((repo / "deploy/overlays/dev/secrets/namespace.yaml")
+                                                                  .read_text())}
+    labels = next(iter(namespace.values()))["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == POD_SECURITY_LEVEL == "restricted"
+        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == POD_SECURITY_VERSION
+    specs = {name: podsecurity.pod_spec(obj) for name, obj in workloads(objs).items()}
+    assert len(specs) >= 8
+    for name, spec in specs.items():
+        assert podsecurity.violations(spec) == [], name
+        for c in podsecurity.containers(spec):
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+            assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_task_pods_meet_it_too(production) -> None:
+    _, objs = production
+    template = by_kind(objs, "ConfigMap").get("airflow-pod-template")
+    if template is None:
+        assert "airflow-worker" in by_kind(objs, "StatefulSet")  # CeleryExecutor: there are no task pods
+        return
+    pod = yaml.safe_load(template["data"]["pod_template.yaml"])
+    assert podsecurity.violations(pod["spec"]) == []
+    assert pod["spec"]["containers"][0]["resources"]["requests"]["memory"] == "512Mi"
+
+
+def test_chart_rbac_only_where_the_executor_starts_pods(production) -> None:
+    _, objs = production
+    kubernetes_like = "airflow-pod-template" in by_kind(objs, "ConfigMap")
+    assert ("airflow" in by_kind(objs, "Role")) is kubernetes_like
+    assert ("airflow" in by_kind(objs, "RoleBinding")) is kubernetes_like
+
+
+def test_render_refuses_a_pod_the_namespace_would_refuse(tmp_path: Path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    values = repo / "deploy/overlays/dev/values.yaml"
+    values.write_text(values.read_text() + "\nscheduler:\n  securityContext:\n    runAsUser: 0\n")
+    result = make_render(repo)
+    assert result.returncode != 0
+    assert "Deployment/airflow-scheduler: spec.securityContext.runAsUser must not be 0" in result.stderr
+    assert "Pod Security 'restricted', which namespace airflow-dev enforces" in result.stderr
+    assert "Deployment/airflow-web" not in result.stderr  # only the pod that breaks it is named
+
+
+def test_a_development_environment_stays_small(tmp_path: Path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", {**demo_answers, "production_like": False})
+    assert make_render(repo).returncode == 0
+    objs = rendered_objects(repo)
+    assert by_kind(objs, "PodDisruptionBudget") == {}
+    assert by_kind(objs, "Deployment")["airflow-scheduler"]["spec"]["replicas"] == 1
+    for name, obj in workloads(objs).items():  # hardening is not a production extra
+        assert podsecurity.violations(podsecurity.pod_spec(obj)) == [], name
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({"hostNetwork": True, "containers": [{"name": "c"}]}, "spec.hostNetwork must be false"),
+    ({"volumes": [{"name": "h", "hostPath": {"path": "/"}}], "containers": []}, "hostPath volumes are not allowed"),
+    ({"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+      "containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": False,
+                                                       "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}}}]},
+     "capabilities.add ['NET_ADMIN'] beyond the baseline set"),
+    ({"containers": [{"name": "c", "securityContext": {"seccompProfile": {"type": "Unconfined"}}}]},
+     "container c: seccompProfile.type must not be Unconfined"),
+    ({"securityContext": {"runAsNonRoot": True},
+      "containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": False,
+                                                       "capabilities": {"drop": ["ALL"]}}}]},
+     "container c: seccompProfile.type must be RuntimeDefault or Localhost"),
+    ({"volumes": [{"name": "n", "nfs": {"server": "x", "path": "/"}}], "containers": []},
+     "volume n: type ['nfs'] is not allowed"),
+])
+def test_pod_security_rules_catch_what_admission_refuses(spec: dict[str, Any], expected: str) -> None:
+    found = podsecurity.violations(spec)
+    assert any(expected in v for v in found), found
+
+
+def quantity(text: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    for suffix, factor in units.items():
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
+# ---------------------------------------------------------------- AWS identity as code
+def iam_file(repo: Path, name: str) -> Path:
+    return repo / "deploy/overlays/dev" / IAM_DIR / name
+
+
+def test_iam_policies_name_only_this_environment(production, demo_answers) -> None:
+    repo, objs = production
+    policy = json.loads(iam_file(repo, S3_LOGS_POLICY).read_text())
+    assert iam.lint(policy) == []  # parliament, the real linter
+    bucket, prefix = demo_answers["s3_log_bucket"], demo_answers["s3_log_prefix"]
+    resources = {r for s in policy["Statement"] for r in s["Resource"]}
+    assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix}/*"}
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    assert actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    # The trust policy admits exactly the ServiceAccount the real chart renders, in its namespace.
+    account = by_kind(objs, "ServiceAccount")["airflow"]  # the chart's (the overlay adds the Jenkins agent's)
+    trust = json.loads(iam_file(repo, IRSA_TRUST_POLICY).read_text())["Statement"][0]
+    issuer = demo_answers["eks_oidc_issuer"]
+    subject = f"system:serviceaccount:airflow-dev:{account['metadata']['name']}"  # helm template: the release ns
+    assert trust["Condition"]["StringEquals"] == {f"{issuer}:sub": subject, f"{issuer}:aud": "sts.amazonaws.com"}
+    role = account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+    assert trust["Principal"]["Federated"] == f"arn:aws:iam::{role.split(':')[4]}:oidc-provider/{issuer}"
+
+
+@pytest.mark.parametrize(("file", "old", "new", "message"), [
+    (S3_LOGS_POLICY, "airflow/dev/*\"", "*\"", "is outside this environment's log folder"),
+    (S3_LOGS_POLICY, "s3:GetObject", "s3:GetObjectt", "parliament: UNKNOWN_ACTION"),
+    (IRSA_TRUST_POLICY, ":airflow-dev:airflow", ":airflow-dev:default",
+     "must be exactly 'system:serviceaccount:airflow-dev:airflow'"),
+    (IRSA_TRUST_POLICY, "iam::123456789012:oidc", "iam::999999999999:oidc",
+     "is not an OIDC provider of account 123456789012"),
+])
+def test_validate_catches_iam_drift(tmp_path: Path, copy_project, demo_answers, file, old, new, message) -> None:
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    path = iam_file(repo, file)
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    result = run_validate(repo)
+    assert result.returncode != 0
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    assert len(errors) >= 1 and all(f"deploy/overlays/dev/{IAM_DIR}: {file}:" in e for e in errors), result.stdout
+    assert any(message in e for e in errors), result.stdout
+
+
+def test_without_the_oidc_issuer_there_is_no_trust_policy(tmp_path: Path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", {**demo_answers, "eks_oidc_issuer": ""})
+    assert iam_file(repo, S3_LOGS_POLICY).is_file() and not iam_file(repo, IRSA_TRUST_POLICY).exists()
+    result = run_validate(repo)
+    assert result.returncode == 0, result.stdout
+    assert f"INFO deploy/overlays/dev/{IAM_DIR}: {IRSA_TRUST_POLICY}: not generated: answer eks_oidc_issuer" \
+        in result.stdout
