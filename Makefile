@@ -10,12 +10,14 @@ KUBECTL := $(CURDIR)/.tools/bin/kubectl
 HELM := $(CURDIR)/.tools/bin/helm
 # Jenkinsfile linter: 16.2.0 is the last release that runs on Node 20 (with Java 17).
 GROOVY_LINT := $(CURDIR)/.tools/npm/node_modules/.bin/npm-groovy-lint
+# GitHub Actions workflow validator (SchemaStore's workflow schema plus path and glob checks).
+ACTION_VALIDATOR := $(CURDIR)/.tools/npm/node_modules/.bin/action-validator
 # Reference data beside the checkout (schemas, chart values); optional outside CI.
 SHARED ?= $(abspath ../shared)
 DEMO_DIR ?= build/demo
 PYTEST_ARGS ?= -n 2
 
-export KUBECTL HELM GROOVY_LINT
+export KUBECTL HELM GROOVY_LINT ACTION_VALIDATOR
 ifneq ($(wildcard $(SHARED)/schemas),)
 export AIRFLOW_GITOPS_SCHEMA_DIR := $(SHARED)/schemas
 export AIRFLOW_CHART_VALUES := $(SHARED)/chart/airflow-8.9.0-values.yaml
@@ -38,10 +40,11 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 $(KUBECTL): | $(VENV)/.installed
 	$(PY) template/scripts/install_tools.py --dest .tools/bin
 
-$(GROOVY_LINT):
-	npm install --prefix .tools/npm --no-audit --no-fund --loglevel=error npm-groovy-lint@16.2.0
+$(GROOVY_LINT) $(ACTION_VALIDATOR):
+	npm install --prefix .tools/npm --no-audit --no-fund --loglevel=error npm-groovy-lint@16.2.0 \
+		@action-validator/cli@0.6.0 @action-validator/core@0.6.0
 
-setup: $(VENV)/.installed $(KUBECTL) $(GROOVY_LINT) ## create .venv, install kubectl/helm and npm-groovy-lint into .tools
+setup: $(VENV)/.installed $(KUBECTL) $(GROOVY_LINT) $(ACTION_VALIDATOR) ## create .venv, install kubectl/helm, npm-groovy-lint and action-validator into .tools
 
 tools: $(KUBECTL)
 

@@ -17,7 +17,7 @@ GITOPS_ENGINES = {"flux": "Flux", "argocd": "Argo CD"}  # gitops_engine answer -
 # Answers stored in every answers file and kept identical by `make update` (copier.yml: ask on primary).
 REPO_WIDE_ANSWERS = ("project_name", "gitops_engine", "git_repo_url", "git_revision", "chart_version",
                      "airflow_image_repository", "airflow_image_tag", "executor", "extra_pip_packages",
-                     "dags_repo_url", "dags_repo_branch", "dags_repo_credentials_id", "jenkins_service_account")
+                     "dags_repo_url", "dags_repo_branch", "dags_repo_credentials_id", "jenkins_service_account", "ci")
 
 # ---------------------------------------------------------------- grammars
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -109,6 +109,12 @@ class Chart:
     def airflow_range(self) -> str:
         (lo_major, lo_minor), (hi_major, hi_minor) = self.airflow_versions
         return f"{lo_major}.{lo_minor}-{hi_major}.{hi_minor}"
+
+    @property
+    def airflow_below(self) -> str:
+        """The first Airflow minor version the chart does not support (a bound for Renovate)."""
+        hi_major, hi_minor = self.airflow_versions[1]
+        return f"{hi_major}.{hi_minor + 1}"
 
     def supports(self, tag: str) -> bool:
         match = re.match(r"^(\d+)\.(\d+)\.\d+(-python3\.\d{1,2})?$", tag)

@@ -32,7 +32,7 @@ from airflow_gitops.validate.flux import check_flux_kustomizations, check_helmre
 from airflow_gitops.validate.iam import check_iam
 from airflow_gitops.validate.jenkins import check_jenkinsfile, deployed_images
 from airflow_gitops.validate.objects import companion_objects, env_of, is_overlay, load_answers
-from airflow_gitops.validate.report import FORMATS, Issue, Report, as_text, render
+from airflow_gitops.validate.report import FORMATS, Issue, Report, as_text, render, text_line
 from airflow_gitops.validate.schemas import SchemaStore, check_schemas
 from airflow_gitops.validate.sealed import check_ca_bundles, check_sealed_secrets
 from airflow_gitops.validate.storage import check_volumes
@@ -144,7 +144,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="text (one line per problem), json, or junit (JUnit XML for Jenkins)")
     parser.add_argument("--output", type=Path, metavar="FILE",
                         help="write the --format report to FILE and the text report to stdout")
+    parser.add_argument("--yaml-only", action="store_true",
+                        help="only check that every YAML file parses (no kubectl; the pre-commit hook)")
     args = parser.parse_args(argv)
+    if args.yaml_only:
+        found = check_yaml_files(args.repo)
+        sys.stdout.writelines(f"{text_line(where, issue)}\n" for where, issue in found)
+        return 1 if found else 0
     strict = args.strict or os.environ.get("STRICT", "").lower() in ("1", "true", "yes")
     report = validate_repo(args.repo, strict)
     if args.output:

@@ -1,0 +1,206 @@
+"""Story: the platform team turns on CI for the generated repository. Its pull requests run
+`make validate STRICT=1` and `make diff` (Jenkins multibranch or GitHub Actions, answer `ci`),
+commits pass pre-commit's local hooks, and Renovate proposes chart, image and template bumps.
+
+The CI definitions are linted with the real tools (npm-groovy-lint, action-validator), then their
+shell steps are run, in order, in a sealed generated repository with a pull-request branch: what
+the CI server would run, minus the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import git
+import pytest
+import yaml
+from airflow_gitops import podsecurity
+from conftest import ROOT, shared_path, skip_or_fail, validate_env
+from controller import make_cert, make_key
+
+GROOVY_LINT = Path(os.environ.get("GROOVY_LINT", ROOT / ".tools/npm/node_modules/.bin/npm-groovy-lint"))
+ACTION_VALIDATOR = Path(os.environ.get("ACTION_VALIDATOR", ROOT / ".tools/npm/node_modules/.bin/action-validator"))
+PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
+PASSWORDS = {"AIRFLOW_DB_PASSWORD": "Db-pass-for-ci-1", "AIRFLOW_REDIS_PASSWORD": "Tok3n-for-ci-0123456",
+             "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-for-ci"}
+
+
+def tool(path: Path) -> Path:
+    if not os.access(path, os.X_OK):
+        skip_or_fail(f"{path} not found: run `make setup`")
+    return path
+
+
+@pytest.fixture(scope="module")
+def controller_cert(tmp_path_factory) -> Path:
+    return make_cert(make_key(2048), tmp_path_factory.mktemp("controller") / "cert.pem")
+
+
+def pull_request_repo(tmp_path: Path, copy_project, demo_answers, cert: Path, **answers: Any) -> Path:
+    """A sealed generated repo on `main` (also as origin/main) and a branch that changes a value."""
+    saved = {k: os.environ.get(k) for k in PASSWORDS}
+    os.environ.update(PASSWORDS)
+    try:
+        repo = copy_project(tmp_path / "repo", {**demo_answers, **answers, "sealed_secrets_cert": str(cert)})
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    g = git.Repo.init(repo, initial_branch="main")
+    g.git.add(A=True)
+    g.git.commit("-qm", "generated", "--no-gpg-sign", author="ci <ci@example.com>")
+    g.git.update_ref("refs/remotes/origin/main", "main")
+    g.git.checkout("-qb", "raise-parallelism")
+    values = repo / "deploy/overlays/dev/values.yaml"
+    setting = '    AIRFLOW__CORE__PARALLELISM: "64"\n'
+    values.write_text(values.read_text().replace("  config:\n", "  config:\n" + setting, 1))
+    g.git.commit("-qam", "more parallelism", "--no-gpg-sign", author="ci <ci@example.com>")
+    return repo
+
+
+def run_steps(repo: Path, commands: list[str], extra_env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
+    """The CI steps as the CI server runs them: bash, in the checkout, stopping at the first failure.
+    The chart comes from ../shared (CHART, read by the Makefile from the environment): CI downloads it."""
+    env = {**validate_env(), "TOOLS_PYTHON": sys.executable, "CHART": str(shared_path("charts", "airflow-8.9.0.tgz")),
+           **extra_env}
+    done = []
+    for command in commands:
+        done.append(subprocess.run(["bash", "-eo", "pipefail", "-c", command], cwd=repo, env=env,
+                                   capture_output=True, text=True, timeout=600))
+        assert done[-1].returncode == 0, f"{command}\n{done[-1].stdout}{done[-1].stderr}"
+    return done
+
+
+def assert_reports(repo: Path, diff_text: str) -> None:
+    import xml.etree.ElementTree as ET
+    suites = ET.parse(repo / "build/validate.xml").getroot()
+    assert suites.get("failures") == "0" and int(suites.get("tests")) >= 4
+    assert (repo / "build/render/dev/chart/deployment-airflow-scheduler.yaml").is_file()
+    assert '+    AIRFLOW__CORE__PARALLELISM: "64"' in diff_text or "AIRFLOW__CORE__PARALLELISM" in diff_text
+
+
+# ---------------------------------------------------------------- Jenkins multibranch
+def jenkins_shell_steps(text: str, change_target: str) -> list[str]:
+    steps = [m.group(2) for m in re.finditer(r"""\bsh (['"])(.*?)\1""", text)]
+    return [s.replace("${env.CHANGE_TARGET}", change_target) for s in steps]
+
+
+def test_jenkins_ci_pipeline_lints_and_its_steps_pass(tmp_path, copy_project, demo_answers, controller_cert) -> None:
+    repo = pull_request_repo(tmp_path, copy_project, demo_answers, controller_cert, ci="jenkins")
+    pipeline = repo / "ci/Jenkinsfile"
+    lint = subprocess.run([str(tool(GROOVY_LINT)), "--noserver", "--failon", "error", "--output", "txt",
+                           str(pipeline)], capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    text = pipeline.read_text()
+    pod = yaml.safe_load(re.search(r"yaml '''\n(.*?)'''", text, re.S).group(1))
+    assert podsecurity.violations(pod["spec"]) == []
+    # The report Jenkins' junit step reads is the file the Validate stage writes.
+    assert re.search(r"junit testResults: '([^']+)'", text).group(1) in text.split("OUTPUT=")[1]
+    steps = jenkins_shell_steps(text, "main")
+    assert [s.split()[1] for s in steps if s.startswith("make ")] == ["validate", "render", "diff"]
+    steps = [s for s in steps if not s.startswith("git fetch")]  # origin/main exists already
+    run_steps(repo, steps, {})
+    assert_reports(repo, (repo / "build/diff.txt").read_text())
+
+
+# ---------------------------------------------------------------- GitHub Actions
+def test_github_workflow_validates_and_its_steps_pass(tmp_path, copy_project, demo_answers, controller_cert) -> None:
+    repo = pull_request_repo(tmp_path, copy_project, demo_answers, controller_cert, ci="github")
+    workflow = repo / ".github/workflows/validate.yml"
+    checked = subprocess.run([str(tool(ACTION_VALIDATOR)), str(workflow)], capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    spec = yaml.safe_load(workflow.read_text())
+    assert spec["permissions"] == {"contents": "read"}
+    steps = spec["jobs"]["validate"]["steps"]
+    summary = tmp_path / "summary.md"
+    env = {"GITHUB_STEP_SUMMARY": str(summary), **next(s["env"] for s in steps if "env" in s)}
+    env["BASE_REF"] = "main"  # ${{ github.base_ref }} of a pull request into main
+    run_steps(repo, [s["run"] for s in steps if "run" in s], env)
+    assert_reports(repo, summary.read_text())
+    assert summary.read_text().startswith("```diff")
+
+
+def test_action_validator_rejects_a_broken_workflow(tmp_path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", {**demo_answers, "ci": "github"})
+    workflow = repo / ".github/workflows/validate.yml"
+    workflow.write_text(workflow.read_text().replace("runs-on:", "runs_on:"))
+    checked = subprocess.run([str(tool(ACTION_VALIDATOR)), str(workflow)], capture_output=True, text=True, timeout=120)
+    assert checked.returncode != 0
+
+
+def test_no_ci_answer_writes_no_ci(tmp_path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", {**demo_answers, "ci": "none"})
+    assert not (repo / "ci").exists() and not (repo / ".github").exists()
+    assert (repo / ".pre-commit-config.yaml").is_file()  # hooks are not CI: every repo gets them
+
+
+# ---------------------------------------------------------------- pre-commit
+@pytest.fixture
+def committed_repo(tmp_path, copy_project, demo_answers) -> tuple[Path, dict[str, str]]:
+    repo = copy_project(tmp_path / "repo", {**demo_answers, "ci": "none"})
+    g = git.Repo.init(repo, initial_branch="main")
+    g.git.add(A=True)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "TOOLS_PYTHON": sys.executable}
+    return repo, env
+
+
+def pre_commit(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(tool(PRE_COMMIT)), *args], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_pre_commit_hooks_pass_on_the_generated_repo(committed_repo) -> None:
+    repo, env = committed_repo
+    assert pre_commit(repo, env, "validate-config", ".pre-commit-config.yaml").returncode == 0
+    result = pre_commit(repo, env, "run", "--all-files")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("Passed") == 3, result.stdout
+
+
+@pytest.mark.parametrize(("name", "content", "hook", "shown"), [
+    ("deploy/overlays/dev/db.yaml", "apiVersion: v1\nkind: Secret\nstringData:\n  password: x\n",
+     "no plaintext Kubernetes Secret", "deploy/overlays/dev/db.yaml:2:kind: Secret"),
+    ("deploy/base/values.yaml", "<<<<<<< HEAD\nweb: {}\n=======\nweb: {replicas: 2}\n>>>>>>> theirs\n",
+     "no merge conflict markers", "deploy/base/values.yaml:1:<<<<<<< HEAD"),
+    ("deploy/overlays/dev/values.yaml", "airflow:\n  config: [unclosed\n",
+     "every YAML file parses", "deploy/overlays/dev/values.yaml:3:1"),
+])
+def test_pre_commit_blocks_what_must_not_be_committed(committed_repo, name, content, hook, shown) -> None:
+    repo, env = committed_repo
+    (repo / name).write_text(content)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    result = pre_commit(repo, env, "run", "--all-files")
+    assert result.returncode != 0
+    failed = [line for line in result.stdout.splitlines() if line.endswith("Failed")]
+    assert any(line.startswith(hook) for line in failed), result.stdout
+    assert shown in result.stdout, result.stdout
+
+
+# ---------------------------------------------------------------- Renovate
+def renovate_patterns(config: dict[str, Any], manager: str) -> list[re.Pattern[str]]:
+    return [re.compile(p.strip("/")) for p in config[manager]["managerFilePatterns"]]
+
+
+@pytest.mark.parametrize("engine", ["flux", "argocd"])
+def test_renovate_finds_the_chart_the_image_and_the_template(tmp_path, copy_project, demo_answers, engine) -> None:
+    extra = {"gitops_engine": engine, "git_repo_url": "https://github.com/example/airflow-gitops.git"}
+    repo = copy_project(tmp_path / "repo", {**demo_answers, **extra})
+    config = json.loads((repo / "renovate.json").read_text())
+    files = [str(p.relative_to(repo)) for p in repo.rglob("*") if p.is_file()]
+
+    def matched(manager: str) -> set[str]:
+        return {f for f in files if any(p.search(f) for p in renovate_patterns(config, manager))}
+
+    # The chart pin: a HelmRelease (Flux) or an Application source (Argo CD), in a file the manager reads.
+    pin = re.compile(r"^\s*(version|targetRevision): \"?8\.9\.0\"?$", re.M)
+    chart_files = {f for f in files if f.endswith(".yaml") and pin.search((repo / f).read_text())}
+    assert chart_files and chart_files <= matched("flux" if engine == "flux" else "argocd"), chart_files
+    image = {f for f in files if "tag: 2.8.4-python3.9" in (repo / f).read_text() and f.endswith("values.yaml")}
+    assert image and image <= matched("helm-values")
+    assert ".copier-answers.yml" in matched("copier")
+    rule = next(r for r in config["packageRules"] if "allowedVersions" in r)
+    assert rule["matchPackageNames"] == ["apache/airflow"] and rule["allowedVersions"] == "<2.10"
