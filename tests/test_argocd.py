@@ -94,7 +94,7 @@ def test_overlay_objects_sync_before_the_chart(argo_repo: Path) -> None:
     built = kustomize_build(argo_repo / "deploy/overlays/dev")
     assert {o["kind"] for o in built} >= {"Namespace", "PersistentVolume", "PersistentVolumeClaim", "SealedSecret"}
     assert {o["kind"] for o in built} <= {"Namespace", "PersistentVolume", "PersistentVolumeClaim", "SealedSecret",
-                                          "ServiceAccount", "Role", "RoleBinding"}
+                                          "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy"}
     for obj in built:
         assert obj["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-1", obj["kind"]
 

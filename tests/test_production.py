@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import netpol
 import pytest
 import yaml
 from airflow_gitops import podsecurity
@@ -219,3 +220,74 @@ def test_without_the_oidc_issuer_there_is_no_trust_policy(tmp_path: Path, copy_p
     assert result.returncode == 0, result.stdout
     assert f"INFO deploy/overlays/dev/{IAM_DIR}: {IRSA_TRUST_POLICY}: not generated: answer eks_oidc_issuer" \
         in result.stdout
+
+
+# ---------------------------------------------------------------- NetworkPolicies
+def pods_of(objs: list[dict[str, Any]], namespace: str) -> dict[str, netpol.Pod]:
+    """Each rendered workload (and the task-pod template) as the pod the CNI would see."""
+    found = {}
+    templates = [(name, o["spec"]["template"]) for name, o in workloads(objs).items()]
+    if "airflow-pod-template" in by_kind(objs, "ConfigMap"):
+        templates.append(("task", yaml.safe_load(by_kind(objs, "ConfigMap")["airflow-pod-template"]["data"]
+                                                 ["pod_template.yaml"])))
+    for name, template in templates:
+        ports = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports") or []
+                 if "name" in p}
+        found[name] = netpol.Pod(name, namespace, template["metadata"].get("labels") or {}, ports)
+    return found
+
+
+def config_env(objs: list[dict[str, Any]], key: str) -> str:
+    import base64
+    secret = by_kind(objs, "Secret")["airflow-config-envs"]
+    return base64.b64decode(secret["data"][key]).decode() if "data" in secret else secret["stringData"][key]
+
+
+def test_network_policies_let_airflow_flows_through_and_nothing_else(production) -> None:
+    """The flows the rendered configuration names (each pod's DATABASE_HOST, the web Service, the log
+    server ports) are allowed; a pod that is not the release's is not. Evaluated with tests/netpol.py:
+    no CNI runs here, and the runtime harness does not enforce policies."""
+    _, objs = production
+    policies = list(by_kind(objs, "NetworkPolicy").values())
+    assert {p["metadata"]["name"] for p in policies} >= {"default-deny-ingress", "airflow-pgbouncer-ingress"}
+    pods = pods_of(objs, "airflow-dev")
+    service = config_env(objs, "DATABASE_HOST").split(".")[0]
+    db_pods = [p for p in pods.values() if netpol.selects({"matchLabels": by_kind(objs, "Service")[service]["spec"]
+                                                           ["selector"]}, p.labels)]
+    assert [p.name for p in db_pods] == ["airflow-pgbouncer"]
+    db, db_port = db_pods[0], int(config_env(objs, "DATABASE_PORT"))
+    clients = [p for p in pods.values() if p is not db]
+    assert len(clients) >= 7
+    for client in clients:  # every Airflow pod reads the metadata DB through pgbouncer
+        assert netpol.allowed(policies, client, db, db_port), client.name
+    web = pods["airflow-web"]
+    web_port = by_kind(objs, "Service")["airflow-web"]["spec"]["ports"][0]["targetPort"]
+    assert netpol.allowed(policies, netpol.Address("10.0.12.34"), web, web_port)  # the ALB, target-type ip
+    log_port = int(config_env(objs, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"))
+    log_servers = [pods["airflow-worker"], pods["airflow-scheduler"]] + ([pods["task"]] if "task" in pods else [])
+    for server in log_servers:
+        assert netpol.allowed(policies, web, server, log_port), server.name
+    assert netpol.allowed(policies, web, pods["airflow-triggerer"], 8794)
+    # Least privilege: the Jenkins agent (same namespace), the release's labels from another
+    # namespace, and a worker reaching the scheduler are all refused.
+    agent = netpol.Pod("jenkins-agent", "airflow-dev", {"app.kubernetes.io/name": "airflow-dag-publisher"})
+    impostor = netpol.Pod("x", "other", {"release": "airflow", "component": "web"})
+    assert not netpol.allowed(policies, agent, db, db_port)
+    assert not netpol.allowed(policies, agent, pods["airflow-worker"], log_port)
+    assert not netpol.allowed(policies, impostor, db, db_port)
+    assert not netpol.allowed(policies, impostor, pods["airflow-worker"], log_port)
+    assert not netpol.allowed(policies, pods["airflow-worker"], pods["airflow-scheduler"], log_port)
+    assert not netpol.allowed(policies, netpol.Address("10.0.12.34"), db, db_port)
+
+
+@pytest.mark.parametrize(("policy", "rule"), [
+    ({"podSelector": {"matchLabels": {"a": "b"}}, "ingress": [{"from": [{"podSelector": {}}],
+                                                               "ports": [{"port": "named"}]}]}, "named port"),
+])
+def test_the_policy_evaluator_resolves_named_ports(policy, rule) -> None:
+    policies = [{"metadata": {"namespace": "ns"}, "spec": policy}]
+    dest = netpol.Pod("d", "ns", {"a": "b"}, {"named": 6432})
+    assert netpol.allowed(policies, netpol.Pod("s", "ns", {}), dest, 6432), rule
+    assert not netpol.allowed(policies, netpol.Pod("s", "ns", {}), dest, 6433), rule
+    assert not netpol.allowed(policies, netpol.Pod("s", "other", {}), dest, 6432), rule
+    assert netpol.allowed(policies, netpol.Pod("s", "ns", {}), netpol.Pod("e", "ns", {"a": "c"}), 1)  # not selected
