@@ -14,7 +14,14 @@ import netpol
 import pytest
 import yaml
 from airflow_gitops import podsecurity
-from airflow_gitops.facts import IAM_DIR, IRSA_TRUST_POLICY, POD_SECURITY_LEVEL, POD_SECURITY_VERSION, S3_LOGS_POLICY
+from airflow_gitops.facts import (
+    IAM_DIR,
+    IRSA_TRUST_POLICY,
+    POD_IDENTITY_TRUST_POLICY,
+    POD_SECURITY_LEVEL,
+    POD_SECURITY_VERSION,
+    S3_LOGS_POLICY,
+)
 from airflow_gitops.validate import iam
 from conftest import run_validate, shared_path, validate_env
 
@@ -291,3 +298,13 @@ def test_the_policy_evaluator_resolves_named_ports(policy, rule) -> None:
     assert not netpol.allowed(policies, netpol.Pod("s", "ns", {}), dest, 6433), rule
     assert not netpol.allowed(policies, netpol.Pod("s", "other", {}), dest, 6432), rule
     assert netpol.allowed(policies, netpol.Pod("s", "ns", {}), netpol.Pod("e", "ns", {"a": "c"}), 1)  # not selected
+
+
+def test_validate_catches_pod_identity_drift(tmp_path: Path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", {**demo_answers, "aws_identity": "pod-identity"})
+    assert run_validate(repo).returncode == 0
+    path = iam_file(repo, POD_IDENTITY_TRUST_POLICY)
+    path.write_text(path.read_text().replace('"airflow-dev"', '"airflow-prod"').replace("sts:TagSession", "sts:X"))
+    errors = [line for line in run_validate(repo).stdout.splitlines() if line.startswith("ERROR")]
+    assert any("aws:RequestTag/kubernetes-namespace must be exactly 'airflow-dev'" in e for e in errors), errors
+    assert any("sts:AssumeRole and sts:TagSession" in e for e in errors), errors

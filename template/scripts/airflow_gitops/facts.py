@@ -44,6 +44,9 @@ AIRFLOW_UID, AIRFLOW_GID = 50000, 0  # the apache/airflow images' user; the EFS 
 IAM_DIR = "iam"  # deploy/overlays/<env>/iam/: the IRSA role's policies, as JSON for the aws CLI or Terraform
 S3_LOGS_POLICY = "s3-logs-policy.json"  # permissions policy: the env's task-log prefix only
 IRSA_TRUST_POLICY = "irsa-trust-policy.json"  # trust policy: the chart's ServiceAccount via the cluster's OIDC
+POD_IDENTITY_TRUST_POLICY = "pod-identity-trust-policy.json"  # trust policy: EKS Pod Identity, scoped by tags
+POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+AWS_IDENTITIES = ("irsa", "pod-identity")  # the aws_identity answer
 
 # ---------------------------------------------------------------- Pod Security Admission
 # https://kubernetes.io/docs/concepts/security/pod-security-standards/ : the level every

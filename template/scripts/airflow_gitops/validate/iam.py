@@ -13,7 +13,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from airflow_gitops.facts import IAM_DIR, IRSA_TRUST_POLICY, S3_LOGS_POLICY
+from airflow_gitops.facts import (
+    IAM_DIR,
+    IRSA_TRUST_POLICY,
+    POD_IDENTITY_PRINCIPAL,
+    POD_IDENTITY_TRUST_POLICY,
+    S3_LOGS_POLICY,
+)
 from airflow_gitops.validate.objects import dig
 from airflow_gitops.validate.report import Issue
 from airflow_gitops.validate.values import Deployed
@@ -31,10 +37,13 @@ def check_iam(repo: Path, deployed: dict[str, Deployed]) -> list[tuple[str, Issu
         policy = _load(folder / S3_LOGS_POLICY, found, where)
         if policy is not None:
             found += [(where, i) for i in _check_policy(policy, release)]
+        pod_identity = _load(folder / POD_IDENTITY_TRUST_POLICY, found, where, optional=True)
         trust = _load(folder / IRSA_TRUST_POLICY, found, where, optional=True)
+        if pod_identity is not None:
+            found += [(where, i) for i in _check_pod_identity(pod_identity, release)]
         if trust is not None:
             found += [(where, i) for i in _check_trust(trust, release)]
-        elif (folder / S3_LOGS_POLICY).is_file() and not (folder / IRSA_TRUST_POLICY).is_file():
+        elif pod_identity is None and policy is not None and not (folder / IRSA_TRUST_POLICY).is_file():
             found.append((where, Issue("INFO", IRSA_TRUST_POLICY, "not generated: answer eks_oidc_issuer to get "
                                        "the IRSA trust policy for this environment's role")))
     return found
@@ -91,6 +100,32 @@ def _check_trust(trust: Any, release: Deployed) -> list[Issue]:
                                 f"chart's ServiceAccount), found {conditions.get(f'{issuer}:sub')!r}"))
         if conditions.get(f"{issuer}:aud") != "sts.amazonaws.com":
             issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:aud must be 'sts.amazonaws.com'"))
+    return issues
+
+
+def _check_pod_identity(trust: Any, release: Deployed) -> list[Issue]:
+    """EKS Pod Identity: the EKS service assumes the role with session tags; the trust policy must
+    pin them to this environment's namespace and the chart's ServiceAccount, and the ServiceAccount
+    must not also carry an IRSA role (the SDKs would use that one first)."""
+    issues: list[Issue] = []
+    service_account = dig(release.values, "serviceAccount.name") or release.release
+    wanted = {"aws:RequestTag/kubernetes-namespace": release.namespace,
+              "aws:RequestTag/kubernetes-service-account": service_account}
+    for statement in _statements(trust):
+        if dig(statement, "Principal.Service") != POD_IDENTITY_PRINCIPAL:
+            issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, f"Principal.Service must be "
+                                f"{POD_IDENTITY_PRINCIPAL!r}, found {dig(statement, 'Principal.Service')!r}"))
+        if not {"sts:AssumeRole", "sts:TagSession"} <= set(_as_list(statement.get("Action"))):
+            issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, "Action must allow sts:AssumeRole and "
+                                "sts:TagSession (Pod Identity passes session tags)"))
+        conditions = dig(statement, "Condition.StringEquals", {}) or {}
+        for key, value in wanted.items():
+            if _as_list(conditions.get(key)) != [value]:
+                issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, f"{key} must be exactly {value!r}, "
+                                    f"found {conditions.get(key)!r}: any association could assume the role"))
+    if ROLE_ANNOTATION in (dig(release.values, "serviceAccount.annotations", {}) or {}):
+        issues.append(Issue("WARN", POD_IDENTITY_TRUST_POLICY, f"the ServiceAccount also has {ROLE_ANNOTATION}: "
+                            "the SDKs use IRSA before Pod Identity"))
     return issues
 
 
