@@ -333,6 +333,12 @@ def irsa_role_arn(value: Any, account_id: Any = None) -> str:
     return ""
 
 
+def s3_log_kms_key_arn(value: Any) -> str:
+    return _matches("s3_log_kms_key_arn", value, facts.KMS_KEY_ARN.pattern,
+                    "must be a KMS key ARN like arn:aws:kms:eu-west-1:123456789012:key/<key id> (not an alias: "
+                    "IAM policies name keys by ARN)", optional=True)
+
+
 def eks_oidc_issuer(value: Any, region: Any = None) -> str:
     err = _matches("eks_oidc_issuer", value, facts.EKS_OIDC_ISSUER.pattern,
                    "must be the cluster's OIDC issuer without https://, like "
@@ -445,6 +451,7 @@ RULES: dict[str, Callable[..., str]] = {
     "s3_log_prefix": s3_log_prefix,
     "irsa_role_arn": irsa_role_arn,
     "eks_oidc_issuer": eks_oidc_issuer,
+    "s3_log_kms_key_arn": s3_log_kms_key_arn,
     "web_hostname": web_hostname,
     "dags_repo_url": dags_repo_url,
     "dags_repo_branch": branch("dags_repo_branch"),

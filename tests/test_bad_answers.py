@@ -84,6 +84,8 @@ BAD_ANSWERS = [
     ("eks_oidc_issuer", "https://oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF",
      "without https://"),
     ("eks_oidc_issuer", "oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF", "aws_region is"),
+    ("s3_log_kms_key_arn", "alias/aws/s3", "not an alias"),
+    ("s3_log_kms_key_arn", "arn:aws:kms:eu-west-1:123456789012:alias/logs", "KMS key ARN"),
     ("web_hostname", "Airflow.Example.com", "DNS name"),
     ("web_hostname", "airflow", "fully qualified"),
     ("web_hostname", "airflow.example.com/path", "DNS name"),
@@ -112,7 +114,8 @@ def test_bad_answer_breaks_its_rule(demo_answers, field, value, rule) -> None:
 
 def test_the_demo_answers_pass_every_rule(demo_answers) -> None:
     """The table can fail: the same calls accept good answers."""
-    computed_defaults = {"production_like": False, "redis_tls": True, "rds_tls_verify": False, "redis_auth": True}
+    computed_defaults = {"production_like": False, "redis_tls": True, "rds_tls_verify": False, "redis_auth": True,
+                         "s3_log_kms_key_arn": ""}
     for field in sorted({f for f, _, _ in BAD_ANSWERS}):
         good = demo_answers[field] if field in demo_answers else computed_defaults[field]
         assert validate_like_copier(field, good, demo_answers) == "", field

@@ -308,3 +308,20 @@ def test_validate_catches_pod_identity_drift(tmp_path: Path, copy_project, demo_
     errors = [line for line in run_validate(repo).stdout.splitlines() if line.startswith("ERROR")]
     assert any("aws:RequestTag/kubernetes-namespace must be exactly 'airflow-dev'" in e for e in errors), errors
     assert any("sts:AssumeRole and sts:TagSession" in e for e in errors), errors
+
+
+KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/01234567-89ab-cdef-0123-456789abcdef"
+
+
+def test_an_sse_kms_bucket_gets_its_key_through_s3_only(tmp_path: Path, copy_project, demo_answers) -> None:
+    repo = copy_project(tmp_path / "repo", {**demo_answers, "s3_log_kms_key_arn": KMS_KEY})
+    policy = json.loads(iam_file(repo, S3_LOGS_POLICY).read_text())
+    assert iam.lint(policy) == []
+    (kms,) = [s for s in policy["Statement"] if any(a.startswith("kms:") for a in s["Action"])]
+    assert kms["Resource"] == [KMS_KEY] and set(kms["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}
+    assert run_validate(repo).returncode == 0
+    path = iam_file(repo, S3_LOGS_POLICY)
+    path.write_text(path.read_text().replace(f'"{KMS_KEY}"', '"*"'))
+    errors = [line for line in run_validate(repo).stdout.splitlines() if line.startswith("ERROR")]
+    assert any("kms resource '*' must be the log bucket's key ARN" in e for e in errors), errors

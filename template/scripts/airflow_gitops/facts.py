@@ -30,6 +30,7 @@ EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+
 TEMPLATE_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")  # the chart's ${NAME} value templates
 EKS_OIDC_ISSUER = re.compile(  # the cluster's IRSA issuer, without https:// (group 1: its region)
     r"^oidc\.eks\.([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9])\.amazonaws\.com/id/[0-9A-F]{32}$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/([0-9a-f-]{36}|mrk-[0-9a-f]{32})$")
 REMOTE_SOURCE = re.compile(r"^([a-z][a-z0-9+.-]*://|gh:|gl:|[\w.-]+@[\w.-]+:)")  # a template not on disk
 
 # ---------------------------------------------------------------- Airflow
@@ -101,7 +102,7 @@ def secret_question(question: str) -> SecretEntry:
 class Chart:
     """A chart release whose values layout and rules this template encodes."""
 
-    flavor: str  # the airflow_chart answer
+    flavor: str  # "community" (airflow-helm); a second flavor would add an answer choosing it
     name: str
     version: str
     repository: str

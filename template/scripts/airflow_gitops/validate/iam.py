@@ -16,6 +16,7 @@ from typing import Any
 from airflow_gitops.facts import (
     IAM_DIR,
     IRSA_TRUST_POLICY,
+    KMS_KEY_ARN,
     POD_IDENTITY_PRINCIPAL,
     POD_IDENTITY_TRUST_POLICY,
     S3_LOGS_POLICY,
@@ -73,10 +74,15 @@ def _check_policy(policy: Any, release: Deployed) -> list[Issue]:
     allowed = {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}*"}
     for statement in _statements(policy):
         actions = _as_list(statement.get("Action"))
-        if any(a in ("*", "s3:*") for a in actions):
+        if any(a in ("*", "s3:*", "kms:*") for a in actions):
             issues.append(Issue("ERROR", S3_LOGS_POLICY, f"grants {actions}: list the actions task logs need"))
+        kms_only = bool(actions) and all(str(a).startswith("kms:") for a in actions)
         for resource in _as_list(statement.get("Resource")):
-            if resource not in allowed:
+            if kms_only:  # SSE-KMS: the bucket's key, by ARN
+                if not KMS_KEY_ARN.match(str(resource)):
+                    issues.append(Issue("ERROR", S3_LOGS_POLICY, f"kms resource {resource!r} must be the log "
+                                        "bucket's key ARN (arn:aws:kms:<region>:<account>:key/<id>)"))
+            elif resource not in allowed:
                 issues.append(Issue("ERROR", S3_LOGS_POLICY, f"resource {resource!r} is outside this environment's "
                                     f"log folder {folder} (allowed: {', '.join(sorted(allowed))})"))
     return issues
