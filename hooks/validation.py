@@ -321,7 +321,7 @@ def _is_ip(value: str) -> bool:
     return True
 
 
-def irsa_role_arn(value: Any, account_id: Any = None) -> str:
+def irsa_role_arn(value: Any, account_id: Any = None, dst_path: Any = None, answers_file: Any = None) -> str:
     err = _matches("irsa_role_arn", value, ROLE_ARN.pattern,
                    "must be an IAM role ARN like arn:aws:iam::123456789012:role/airflow-dev")
     if err:
@@ -330,6 +330,10 @@ def irsa_role_arn(value: Any, account_id: Any = None) -> str:
     if account_id not in (None, "") and found != str(account_id):
         return (f"irsa_role_arn is in account {found} but aws_account_id is {account_id}: "
                 "IRSA roles live in the cluster's account")
+    for name, other in _other_environments(dst_path, answers_file):
+        if other.get("irsa_role_arn") == value:
+            return (f"irsa_role_arn {value!r} is also environment {other.get('environment')!r}'s ({name}): one "
+                    "role has one trust policy and one log policy, so each environment needs its own role")
     return ""
 
 

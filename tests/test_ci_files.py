@@ -20,7 +20,7 @@ import git
 import pytest
 import yaml
 from airflow_gitops import podsecurity
-from conftest import ROOT, shared_path, skip_or_fail, validate_env
+from conftest import ROOT, run_validate, shared_path, skip_or_fail, validate_env
 from controller import make_cert, make_key
 
 GROOVY_LINT = Path(os.environ.get("GROOVY_LINT", ROOT / ".tools/npm/node_modules/.bin/npm-groovy-lint"))
@@ -62,17 +62,23 @@ def pull_request_repo(tmp_path: Path, copy_project, demo_answers, cert: Path, **
     return repo
 
 
-def run_steps(repo: Path, commands: list[str], extra_env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
-    """The CI steps as the CI server runs them: bash, in the checkout, stopping at the first failure.
+def run_steps(repo: Path, commands: list[str | tuple[list[str], str]],
+              extra_env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
+    """The CI steps as the CI server runs them, each (shell argv, script), in the checkout, stopping at the
+    first failure: Jenkins' `sh` is `/bin/sh -e`; GitHub's default is `bash -e`, `shell: bash` adds pipefail.
     The chart comes from ../shared (CHART, read by the Makefile from the environment): CI downloads it."""
     env = {**validate_env(), "TOOLS_PYTHON": sys.executable, "CHART": str(shared_path("charts", "airflow-8.9.0.tgz")),
            **extra_env}
     done = []
-    for command in commands:
-        done.append(subprocess.run(["bash", "-eo", "pipefail", "-c", command], cwd=repo, env=env,
-                                   capture_output=True, text=True, timeout=600))
+    for shell, command in commands:
+        done.append(subprocess.run([*shell, command], cwd=repo, env=env, capture_output=True, text=True,
+                                   timeout=600))
         assert done[-1].returncode == 0, f"{command}\n{done[-1].stdout}{done[-1].stderr}"
     return done
+
+
+JENKINS_SH = ["/bin/sh", "-e", "-c"]
+GITHUB_SHELLS = {None: ["bash", "-e", "-c"], "bash": ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]}
 
 
 def assert_reports(repo: Path, diff_text: str) -> None:
@@ -85,8 +91,8 @@ def assert_reports(repo: Path, diff_text: str) -> None:
 
 # ---------------------------------------------------------------- Jenkins multibranch
 def jenkins_shell_steps(text: str, change_target: str) -> list[str]:
-    steps = [m.group(2) for m in re.finditer(r"""\bsh (['"])(.*?)\1""", text)]
-    return [s.replace("${env.CHANGE_TARGET}", change_target) for s in steps]
+    steps = [m.group(2) for m in re.finditer(r"""\bsh (['"])(.*?)\1\n""", text)]
+    return [s.replace("${env.CHANGE_TARGET}", change_target).replace("\\$", "$") for s in steps]
 
 
 def test_jenkins_ci_pipeline_lints_and_its_steps_pass(tmp_path, copy_project, demo_answers, controller_cert) -> None:
@@ -102,9 +108,14 @@ def test_jenkins_ci_pipeline_lints_and_its_steps_pass(tmp_path, copy_project, de
     assert re.search(r"junit testResults: '([^']+)'", text).group(1) in text.split("OUTPUT=")[1]
     steps = jenkins_shell_steps(text, "main")
     assert [s.split()[1] for s in steps if s.startswith("make ")] == ["validate", "render", "diff"]
-    steps = [s for s in steps if not s.startswith("git fetch")]  # origin/main exists already
-    run_steps(repo, steps, {})
+    run_steps(repo, [(JENKINS_SH, s) for s in steps], {})  # origin/main exists: the fetch is skipped
     assert_reports(repo, (repo / "build/diff.txt").read_text())
+    # A diff that cannot render fails the stage (no pipe hides make's status).
+    (repo / "deploy/overlays/dev/values.yaml").write_text("airflow: [broken\n")
+    diff_step = next(s for s in steps if s.startswith("make diff"))
+    failed = subprocess.run([*JENKINS_SH, diff_step], cwd=repo, env={**validate_env(), "TOOLS_PYTHON": sys.executable},
+                            capture_output=True, text=True, timeout=600)
+    assert failed.returncode != 0, failed.stdout
 
 
 # ---------------------------------------------------------------- GitHub Actions
@@ -119,7 +130,9 @@ def test_github_workflow_validates_and_its_steps_pass(tmp_path, copy_project, de
     summary = tmp_path / "summary.md"
     env = {"GITHUB_STEP_SUMMARY": str(summary), **next(s["env"] for s in steps if "env" in s)}
     env["BASE_REF"] = "main"  # ${{ github.base_ref }} of a pull request into main
-    run_steps(repo, [s["run"] for s in steps if "run" in s], env)
+    run_steps(repo, [(GITHUB_SHELLS[s.get("shell")], s["run"]) for s in steps if "run" in s], env)
+    diff_step = next(s for s in steps if "make diff" in s.get("run", ""))
+    assert diff_step.get("shell") == "bash"  # piped into tee: only GitHub's explicit bash has pipefail
     assert_reports(repo, summary.read_text())
     assert summary.read_text().startswith("```diff")
 
@@ -159,6 +172,8 @@ def test_pre_commit_hooks_pass_on_the_generated_repo(committed_repo) -> None:
     result = pre_commit(repo, env, "run", "--all-files")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("Passed") == 3, result.stdout
+    sealed = (repo / "deploy/overlays/dev/secrets/airflow-db.yaml").read_text()
+    assert "kind: SealedSecret" in sealed  # sealed ones are what belongs in git, and pass
 
 
 @pytest.mark.parametrize(("name", "content", "hook", "shown"), [
@@ -167,7 +182,13 @@ def test_pre_commit_hooks_pass_on_the_generated_repo(committed_repo) -> None:
     ("deploy/base/values.yaml", "<<<<<<< HEAD\nweb: {}\n=======\nweb: {replicas: 2}\n>>>>>>> theirs\n",
      "no merge conflict markers", "deploy/base/values.yaml:1:<<<<<<< HEAD"),
     ("deploy/overlays/dev/values.yaml", "airflow:\n  config: [unclosed\n",
-     "every YAML file parses", "deploy/overlays/dev/values.yaml:3:1"),
+     "YAML and JSON parse", "deploy/overlays/dev/values.yaml:3:1"),
+    ("deploy/overlays/dev/values.yaml", "airflow:\n  executor: CeleryExecutor\nweb: {}\nairflow:\n  config: {}\n",
+     "YAML and JSON parse", "deploy/overlays/dev/values.yaml:4:1: invalid YAML: duplicate key 'airflow'"),
+    ("sealed-secrets-keys.yaml", "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n"
+     "    metadata: {name: sealed-secrets-key}\n", "YAML and JSON parse", "Secret/sealed-secrets-key: a plaintext"),
+    ("secret.json", '{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}}\n',
+     "YAML and JSON parse", "secret.json: Secret/db: a plaintext Kubernetes Secret"),
 ])
 def test_pre_commit_blocks_what_must_not_be_committed(committed_repo, name, content, hook, shown) -> None:
     repo, env = committed_repo
@@ -199,8 +220,12 @@ def test_renovate_finds_the_chart_the_image_and_the_template(tmp_path, copy_proj
     pin = re.compile(r"^\s*(version|targetRevision): \"?8\.9\.0\"?$", re.M)
     chart_files = {f for f in files if f.endswith(".yaml") and pin.search((repo / f).read_text())}
     assert chart_files and chart_files <= matched("flux" if engine == "flux" else "argocd"), chart_files
-    image = {f for f in files if "tag: 2.8.4-python3.9" in (repo / f).read_text() and f.endswith("values.yaml")}
-    assert image and image <= matched("helm-values")
     assert ".copier-answers.yml" in matched("copier")
-    rule = next(r for r in config["packageRules"] if "allowedVersions" in r)
-    assert rule["matchPackageNames"] == ["apache/airflow"] and rule["allowedVersions"] == "<2.10"
+    # The image tag is an answer written to values.yaml and the Jenkinsfile: a values-only bump would fail
+    # make validate (the DAG check must use the deployed image), so Renovate's helm-values manager is off.
+    assert config["helm-values"]["enabled"] is False
+    values = repo / "deploy/base/values.yaml"
+    values.write_text(values.read_text().replace("tag: 2.8.4-python3.9", "tag: 2.9.3-python3.9"))
+    result = run_validate(repo)
+    assert result.returncode != 0 and "AIRFLOW_IMAGE 'apache/airflow:2.8.4-python3.9' != the deployed image" \
+        in result.stdout, result.stdout

@@ -75,6 +75,7 @@ def test_every_repo_wide_path_is_excluded_for_environments(tmp_path, copy_projec
     ("namespace", "airflow-dev", "namespace 'airflow-dev' is already environment 'dev''s on cluster 'demo-cluster'"),
     ("s3_log_prefix", "airflow/dev", "s3_log_prefix 'airflow/dev' overlaps environment 'dev''s 'airflow/dev'"),
     ("s3_log_prefix", "airflow", "overlaps environment 'dev''s 'airflow/dev'"),
+    ("irsa_role_arn", "arn:aws:iam::123456789012:role/airflow-dev", "is also environment 'dev''s"),
 ])
 def test_a_second_environment_cannot_take_the_firsts_place(tmp_path, copy_project, demo_answers, field, value,
                                                             message) -> None:
@@ -131,3 +132,15 @@ def test_sealing_a_new_environment_without_passwords_leaves_nothing(tmp_path, co
     monkeypatch.setenv("AIRFLOW_ADMIN_PASSWORD", "admin-Pa55-03bc71")
     copy_project(repo, staging, answers_file=".copier-answers.staging.yml")  # the retry works
     assert (repo / "deploy/overlays/staging/secrets/airflow-db.yaml").is_file()
+
+
+def test_validate_refuses_two_environments_on_one_role(tmp_path, copy_project, demo_answers) -> None:
+    """One role has one trust policy: creating the second environment's would replace the first's."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    copy_project(repo, staging_answers(demo_answers), answers_file=".copier-answers.staging.yml")
+    values = repo / "deploy/overlays/staging/values.yaml"
+    values.write_text(values.read_text().replace("role/airflow-staging", "role/airflow-dev"))
+    result = run_validate(repo)
+    assert result.returncode != 0
+    assert "ERROR deploy/overlays/staging: IRSA role arn:aws:iam::123456789012:role/airflow-dev is also " \
+        "environment 'dev''s" in result.stdout, result.stdout

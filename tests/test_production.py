@@ -325,3 +325,19 @@ def test_an_sse_kms_bucket_gets_its_key_through_s3_only(tmp_path: Path, copy_pro
     path.write_text(path.read_text().replace(f'"{KMS_KEY}"', '"*"'))
     errors = [line for line in run_validate(repo).stdout.splitlines() if line.startswith("ERROR")]
     assert any("kms resource '*' must be the log bucket's key ARN" in e for e in errors), errors
+
+
+def test_govcloud_policies_name_their_partition(tmp_path: Path, copy_project, demo_answers) -> None:
+    region, issuer = "us-gov-west-1", "oidc.eks.us-gov-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
+    repo = copy_project(tmp_path / "repo", {
+        **demo_answers, "aws_region": region, "eks_oidc_issuer": issuer,
+        "irsa_role_arn": "arn:aws-us-gov:iam::123456789012:role/airflow-dev",
+        "web_certificate_arn": demo_answers["web_certificate_arn"].replace("arn:aws:", "arn:aws-us-gov:")
+        .replace("eu-west-1", region),
+        "rds_host": demo_answers["rds_host"].replace("eu-west-1", region)})
+    policy = json.loads(iam_file(repo, S3_LOGS_POLICY).read_text())
+    assert {r.split(":")[1] for s in policy["Statement"] for r in s["Resource"]} == {"aws-us-gov"}
+    trust = json.loads(iam_file(repo, IRSA_TRUST_POLICY).read_text())
+    assert trust["Statement"][0]["Principal"]["Federated"].startswith("arn:aws-us-gov:iam::123456789012:")
+    result = run_validate(repo)
+    assert result.returncode == 0 and "ERROR" not in result.stdout, result.stdout

@@ -42,6 +42,12 @@ LOG_SERVER_PORTS = (8793, 8794)  # Airflow's worker and triggerer log servers, r
 AIRFLOW_UID, AIRFLOW_GID = 50000, 0  # the apache/airflow images' user; the EFS access point's PosixUser
 
 # ---------------------------------------------------------------- AWS identity as code
+def aws_partition(region: str) -> str:
+    """The ARN partition of a region: IAM, S3 and KMS ARNs must name it (aws-us-gov, aws-cn, aws)."""
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws-cn" if region.startswith("cn-") else "aws"
+
+
+
 IAM_DIR = "iam"  # deploy/overlays/<env>/iam/: the IRSA role's policies, as JSON for the aws CLI or Terraform
 S3_LOGS_POLICY = "s3-logs-policy.json"  # permissions policy: the env's task-log prefix only
 IRSA_TRUST_POLICY = "irsa-trust-policy.json"  # trust policy: the chart's ServiceAccount via the cluster's OIDC
@@ -115,12 +121,6 @@ class Chart:
     def airflow_range(self) -> str:
         (lo_major, lo_minor), (hi_major, hi_minor) = self.airflow_versions
         return f"{lo_major}.{lo_minor}-{hi_major}.{hi_minor}"
-
-    @property
-    def airflow_below(self) -> str:
-        """The first Airflow minor version the chart does not support (a bound for Renovate)."""
-        hi_major, hi_minor = self.airflow_versions[1]
-        return f"{hi_major}.{hi_minor + 1}"
 
     def supports(self, tag: str) -> bool:
         match = re.match(r"^(\d+)\.(\d+)\.\d+(-python3\.\d{1,2})?$", tag)

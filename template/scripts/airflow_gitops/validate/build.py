@@ -123,21 +123,62 @@ def find_kubectl(repo: Path) -> str | None:
     return "kubectl" if minor >= KUBECTL_MIN_MINOR else None
 
 
+class UniqueKeyLoader(Loader):
+    """Refuses a mapping with a key twice: YAML forbids it, yet most parsers (Helm's too) keep the
+    last one silently, so a second `airflow:` block drops every setting of the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if key != "<<" and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def check_yaml_files(repo: Path) -> list[tuple[str, Issue]]:
-    """Every YAML file parses, reported as file:line:column: kustomize would only name the
-    ConfigMap generated from it, or fail without saying which file."""
+    """Every YAML and JSON file parses, without duplicate keys, and none holds a plaintext Kubernetes
+    Secret (a document, or a List item: what `kubectl get secret -o yaml|json` writes). Reported as
+    file:line:column: kustomize would only name the ConfigMap generated from it, or fail without
+    saying which file."""
     found = []
     for directory, _, files in walk(repo):
         if directory.relative_to(repo).parts[:1] == ("build",):
             continue
-        for name in (f for f in files if f.endswith((".yaml", ".yml"))):
+        for name in (f for f in files if f.endswith((".yaml", ".yml", ".json"))):
             path = directory / name
+            where = str(path.relative_to(repo))
             try:
-                list(yaml.load_all(path.read_text(), Loader=Loader))
+                docs = _documents(path)
             except yaml.MarkedYAMLError as exc:
                 mark = exc.problem_mark
-                where = f"{path.relative_to(repo)}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-                found.append((where, Issue("ERROR", "", f"invalid YAML: {exc.problem or exc}")))
+                at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
+                found.append((at, Issue("ERROR", "", f"invalid YAML: {exc.problem or exc}")))
+                continue
+            except json.JSONDecodeError as exc:
+                found.append((f"{where}:{exc.lineno}:{exc.colno}", Issue("ERROR", "", f"invalid JSON: {exc.msg}")))
+                continue
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
-                found.append((str(path.relative_to(repo)), Issue("ERROR", "", f"invalid YAML: {exc}")))
+                found.append((where, Issue("ERROR", "", f"invalid YAML: {exc}")))
+                continue
+            found += [(where, Issue("ERROR", ref, "a plaintext Kubernetes Secret: seal it (make seal) and delete "
+                                    "this file; Git history keeps it, so rotate the values it held"))
+                      for ref in _plaintext_secrets(docs)]
+    return found
+
+
+def _documents(path: Path) -> list:
+    text = path.read_text()
+    return [json.loads(text)] if path.suffix == ".json" else list(yaml.load_all(text, Loader=UniqueKeyLoader))
+
+
+def _plaintext_secrets(docs: list) -> list[str]:
+    found = []
+    for doc in docs:
+        items = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and item.get("kind") == "Secret" and str(item.get("apiVersion", "v1")) == "v1":
+                meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+                found.append(f"Secret/{meta.get('name', '?')}")
     return found

@@ -20,6 +20,7 @@ from airflow_gitops.facts import (
     POD_IDENTITY_PRINCIPAL,
     POD_IDENTITY_TRUST_POLICY,
     S3_LOGS_POLICY,
+    aws_partition,
 )
 from airflow_gitops.validate.objects import dig
 from airflow_gitops.validate.report import Issue
@@ -32,7 +33,15 @@ ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 def check_iam(repo: Path, deployed: dict[str, Deployed]) -> list[tuple[str, Issue]]:
     found: list[tuple[str, Issue]] = []
+    roles: dict[str, str] = {}
     for env, release in sorted(deployed.items()):
+        role = str((dig(release.values, "serviceAccount.annotations", {}) or {}).get(ROLE_ANNOTATION, ""))
+        if role and role in roles:
+            found.append((f"deploy/overlays/{env}", Issue("ERROR", "", f"IRSA role {role} is also environment "
+                          f"{roles[role]!r}'s: one role has one trust policy and one log policy, so creating "
+                          "this environment's would replace the other's (give each environment its own role)")))
+        if role:
+            roles.setdefault(role, env)
         folder = repo / "deploy/overlays" / env / IAM_DIR
         where = str(folder.relative_to(repo))
         policy = _load(folder / S3_LOGS_POLICY, found, where)
@@ -71,7 +80,8 @@ def _check_policy(policy: Any, release: Deployed) -> list[Issue]:
         return [*issues, Issue("WARN", S3_LOGS_POLICY, f"no s3:// remote log folder in the values ({folder!r}): "
                                "cannot check the policy's resources")]
     bucket, prefix = match.group(1), match.group(2)
-    allowed = {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}*"}
+    s3 = f"arn:{aws_partition(_region(release.values))}:s3:::"
+    allowed = {f"{s3}{bucket}", f"{s3}{bucket}/{prefix + '/' if prefix else ''}*"}
     for statement in _statements(policy):
         actions = _as_list(statement.get("Action"))
         if any(a in ("*", "s3:*", "kms:*") for a in actions):
@@ -102,8 +112,10 @@ def _check_trust(trust: Any, release: Deployed) -> list[Issue]:
         issuer = federated.split(":oidc-provider/", 1)[-1]
         conditions = dig(statement, "Condition.StringEquals", {}) or {}
         if _as_list(conditions.get(f"{issuer}:sub")) != [subject]:
-            issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:sub must be exactly {subject!r} (the "
-                                f"chart's ServiceAccount), found {conditions.get(f'{issuer}:sub')!r}"))
+            like = (dig(statement, "Condition.StringLike", {}) or {}).get(f"{issuer}:sub")
+            shown = f"StringLike {like!r}" if like else repr(conditions.get(f"{issuer}:sub"))
+            issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:sub must be exactly {subject!r} under "
+                                f"StringEquals (the chart's ServiceAccount), found {shown}"))
         if conditions.get(f"{issuer}:aud") != "sts.amazonaws.com":
             issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:aud must be 'sts.amazonaws.com'"))
     return issues
@@ -143,6 +155,17 @@ def lint(policy: Any) -> list[str]:
         return ["parliament is not installed: run `make tools` (requirements-tools.txt)"]
     findings = analyze_policy_string(json.dumps(policy)).findings
     return [f"parliament: {f.issue}: {f.detail}" for f in findings]
+
+
+def _region(values: dict) -> str:
+    """The region of the keyless aws_default connection (its extra's region_name), else ''."""
+    for conn in dig(values, "airflow.connections", []) or []:
+        if isinstance(conn, dict) and conn.get("id") == "aws_default":
+            try:
+                return str(json.loads(conn.get("extra") or "{}").get("region_name", ""))
+            except (ValueError, AttributeError):
+                return ""
+    return ""
 
 
 def _statements(policy: Any) -> list[dict]:
