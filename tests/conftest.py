@@ -125,12 +125,35 @@ def validate_env() -> dict[str, str]:
     return env
 
 
+def run_make(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A target of the generated repo's own Makefile, with this interpreter as TOOLS_PYTHON."""
+    return subprocess.run(["make", "-s", "-C", str(repo), *args, f"TOOLS_PYTHON={sys.executable}"],
+                          capture_output=True, text=True, env=validate_env(), timeout=300)
+
+
 def run_validate(repo: Path, *make_vars: str, strict: bool = False) -> subprocess.CompletedProcess[str]:
-    """The generated repo's own `make validate` (plus make_vars, e.g. FORMAT=junit), with this interpreter."""
-    cmd = ["make", "-s", "-C", str(repo), "validate", f"TOOLS_PYTHON={sys.executable}", *make_vars]
-    if strict:
-        cmd.append("STRICT=1")
-    return subprocess.run(cmd, capture_output=True, text=True, env=validate_env(), timeout=300)
+    """The generated repo's own `make validate` (plus make_vars, e.g. FORMAT=junit)."""
+    return run_make(repo, "validate", *make_vars, *(["STRICT=1"] if strict else []))
+
+
+def render_dev(repo: Path) -> subprocess.CompletedProcess[str]:
+    """`make render ENV=dev` with the real airflow-helm chart from ../shared."""
+    return run_make(repo, "render", "ENV=dev", f"CHART={shared_path('charts', 'airflow-8.9.0.tgz')}")
+
+
+def npm_tool(name: str, env_var: str) -> Path:
+    """A linter `make setup` installs into .tools/npm ($env_var overrides; the Makefile exports it)."""
+    path = Path(os.environ.get(env_var, ROOT / ".tools/npm/node_modules/.bin" / name))
+    if not os.access(path, os.X_OK):
+        skip_or_fail(f"{name} not installed at {path}: run `make setup`")
+    return path
+
+
+def groovy_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    """npm-groovy-lint 16.2.0 (the last release that runs on Node 20) on one Jenkinsfile."""
+    tool = npm_tool("npm-groovy-lint", "GROOVY_LINT")
+    return subprocess.run([str(tool), "--noserver", "--failon", "error", "--output", "txt", str(path)],
+                          capture_output=True, text=True, timeout=300)
 
 
 def kustomize_build(path: Path) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from airflow_gitops.facts import IAM_DIR, IRSA_TRUST_POLICY, POD_IDENTITY_TRUST_POLICY
-from conftest import airflow_python, merged_values
+from conftest import airflow_python, merged_values, render_dev
 
 pytestmark = pytest.mark.slow
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.service-account-token.signature"  # what the kubelet projects
@@ -138,13 +138,8 @@ def test_pod_identity_gives_airflow_the_associated_role(tmp_path, copy_project, 
 
 def test_the_chart_renders_the_service_account_the_trust_policies_name(tmp_path, copy_project, demo_answers) -> None:
     """Both trust policies name `airflow`: it is the ServiceAccount every chart pod runs as."""
-    import sys
-
-    from conftest import shared_path, validate_env
     repo = copy_project(tmp_path / "repo", {**demo_answers, "aws_identity": "pod-identity"})
-    chart = shared_path("charts", "airflow-8.9.0.tgz")
-    result = subprocess.run(["make", "-s", "-C", str(repo), "render", "ENV=dev", f"CHART={chart}",
-                             f"TOOLS_PYTHON={sys.executable}"], capture_output=True, text=True, env=validate_env())
+    result = render_dev(repo)
     assert result.returncode == 0, result.stderr
     out = repo / "build/render/dev/chart"
     names = {yaml.safe_load(p.read_text())["spec"]["template"]["spec"]["serviceAccountName"]

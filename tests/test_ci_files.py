@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +21,18 @@ import git
 import pytest
 import yaml
 from airflow_gitops import podsecurity
-from conftest import ROOT, run_validate, shared_path, skip_or_fail, validate_env
+from conftest import groovy_lint, npm_tool, run_validate, shared_path, skip_or_fail, validate_env
 from controller import make_cert, make_key
 
-GROOVY_LINT = Path(os.environ.get("GROOVY_LINT", ROOT / ".tools/npm/node_modules/.bin/npm-groovy-lint"))
-ACTION_VALIDATOR = Path(os.environ.get("ACTION_VALIDATOR", ROOT / ".tools/npm/node_modules/.bin/action-validator"))
 PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
 PASSWORDS = {"AIRFLOW_DB_PASSWORD": "Db-pass-for-ci-1", "AIRFLOW_REDIS_PASSWORD": "Tok3n-for-ci-0123456",
              "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-for-ci"}
 
 
-def tool(path: Path) -> Path:
-    if not os.access(path, os.X_OK):
-        skip_or_fail(f"{path} not found: run `make setup`")
-    return path
+def action_validator(workflow: Path) -> subprocess.CompletedProcess[str]:
+    """action-validator 0.6.0: SchemaStore's workflow schema plus its path and glob checks."""
+    tool = npm_tool("action-validator", "ACTION_VALIDATOR")
+    return subprocess.run([str(tool), str(workflow)], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +40,11 @@ def controller_cert(tmp_path_factory) -> Path:
     return make_cert(make_key(2048), tmp_path_factory.mktemp("controller") / "cert.pem")
 
 
-def pull_request_repo(tmp_path: Path, copy_project, demo_answers, cert: Path, **answers: Any) -> Path:
+def pull_request_repo(tmp_path: Path, monkeypatch, copy_project, demo_answers, cert: Path, **answers: Any) -> Path:
     """A sealed generated repo on `main` (also as origin/main) and a branch that changes a value."""
-    saved = {k: os.environ.get(k) for k in PASSWORDS}
-    os.environ.update(PASSWORDS)
-    try:
-        repo = copy_project(tmp_path / "repo", {**demo_answers, **answers, "sealed_secrets_cert": str(cert)})
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    for name, value in PASSWORDS.items():
+        monkeypatch.setenv(name, value)  # what copy-time sealing reads
+    repo = copy_project(tmp_path / "repo", {**demo_answers, **answers, "sealed_secrets_cert": str(cert)})
     g = git.Repo.init(repo, initial_branch="main")
     g.git.add(A=True)
     g.git.commit("-qm", "generated", "--no-gpg-sign", author="ci <ci@example.com>")
@@ -82,7 +77,6 @@ GITHUB_SHELLS = {None: ["bash", "-e", "-c"], "bash": ["bash", "--noprofile", "--
 
 
 def assert_reports(repo: Path, diff_text: str) -> None:
-    import xml.etree.ElementTree as ET
     suites = ET.parse(repo / "build/validate.xml").getroot()
     assert suites.get("failures") == "0" and int(suites.get("tests")) >= 4
     assert (repo / "build/render/dev/chart/deployment-airflow-scheduler.yaml").is_file()
@@ -95,11 +89,11 @@ def jenkins_shell_steps(text: str, change_target: str) -> list[str]:
     return [s.replace("${env.CHANGE_TARGET}", change_target).replace("\\$", "$") for s in steps]
 
 
-def test_jenkins_ci_pipeline_lints_and_its_steps_pass(tmp_path, copy_project, demo_answers, controller_cert) -> None:
-    repo = pull_request_repo(tmp_path, copy_project, demo_answers, controller_cert, ci="jenkins")
+def test_jenkins_ci_pipeline_lints_and_its_steps_pass(tmp_path, monkeypatch, copy_project, demo_answers,
+                                                       controller_cert) -> None:
+    repo = pull_request_repo(tmp_path, monkeypatch, copy_project, demo_answers, controller_cert, ci="jenkins")
     pipeline = repo / "ci/Jenkinsfile"
-    lint = subprocess.run([str(tool(GROOVY_LINT)), "--noserver", "--failon", "error", "--output", "txt",
-                           str(pipeline)], capture_output=True, text=True, timeout=300)
+    lint = groovy_lint(pipeline)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     text = pipeline.read_text()
     pod = yaml.safe_load(re.search(r"yaml '''\n(.*?)'''", text, re.S).group(1))
@@ -119,10 +113,11 @@ def test_jenkins_ci_pipeline_lints_and_its_steps_pass(tmp_path, copy_project, de
 
 
 # ---------------------------------------------------------------- GitHub Actions
-def test_github_workflow_validates_and_its_steps_pass(tmp_path, copy_project, demo_answers, controller_cert) -> None:
-    repo = pull_request_repo(tmp_path, copy_project, demo_answers, controller_cert, ci="github")
+def test_github_workflow_validates_and_its_steps_pass(tmp_path, monkeypatch, copy_project, demo_answers,
+                                                      controller_cert) -> None:
+    repo = pull_request_repo(tmp_path, monkeypatch, copy_project, demo_answers, controller_cert, ci="github")
     workflow = repo / ".github/workflows/validate.yml"
-    checked = subprocess.run([str(tool(ACTION_VALIDATOR)), str(workflow)], capture_output=True, text=True, timeout=120)
+    checked = action_validator(workflow)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     spec = yaml.safe_load(workflow.read_text())
     assert spec["permissions"] == {"contents": "read"}
@@ -141,8 +136,7 @@ def test_action_validator_rejects_a_broken_workflow(tmp_path, copy_project, demo
     repo = copy_project(tmp_path / "repo", {**demo_answers, "ci": "github"})
     workflow = repo / ".github/workflows/validate.yml"
     workflow.write_text(workflow.read_text().replace("runs-on:", "runs_on:"))
-    checked = subprocess.run([str(tool(ACTION_VALIDATOR)), str(workflow)], capture_output=True, text=True, timeout=120)
-    assert checked.returncode != 0
+    assert action_validator(workflow).returncode != 0
 
 
 def test_no_ci_answer_writes_no_ci(tmp_path, copy_project, demo_answers) -> None:
@@ -162,7 +156,9 @@ def committed_repo(tmp_path, copy_project, demo_answers) -> tuple[Path, dict[str
 
 
 def pre_commit(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(tool(PRE_COMMIT)), *args], cwd=repo, env=env, capture_output=True, text=True,
+    if not os.access(PRE_COMMIT, os.X_OK):
+        skip_or_fail(f"pre-commit not installed at {PRE_COMMIT}: run `make setup`")
+    return subprocess.run([str(PRE_COMMIT), *args], cwd=repo, env=env, capture_output=True, text=True,
                           timeout=300)
 
 

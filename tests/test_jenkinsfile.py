@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -15,9 +14,8 @@ import pytest
 import yaml
 from airflow_gitops import podsecurity
 from airflow_gitops.facts import DAG_CLAIM, POD_SECURITY_LEVEL
-from conftest import ROOT, kustomize_build, merged_values, run_validate, skip_or_fail, staging_answers
+from conftest import ROOT, groovy_lint, kustomize_build, merged_values, run_validate, staging_answers
 
-GROOVY_LINT = Path(os.environ.get("GROOVY_LINT", ROOT / ".tools/npm/node_modules/.bin/npm-groovy-lint"))
 VARIANTS = {
     "in-repo": {},
     "external-https": {"dags_repo_url": "https://github.com/example/dags.git", "dags_repo_branch": "release/v1",
@@ -32,13 +30,6 @@ VARIANTS = {
 def generated(request, tmp_path_factory, copy_project, demo_answers) -> tuple[Path, dict]:
     answers = {**demo_answers, **VARIANTS[request.param]}
     return copy_project(tmp_path_factory.mktemp(request.param) / "repo", answers), answers
-
-
-def lint(path: Path) -> subprocess.CompletedProcess[str]:
-    if not GROOVY_LINT.exists():
-        skip_or_fail(f"npm-groovy-lint not installed at {GROOVY_LINT}: run `make setup`")
-    return subprocess.run([str(GROOVY_LINT), "--noserver", "--failon", "error", "--output", "txt", str(path)],
-                          capture_output=True, text=True, timeout=300)
 
 
 def fields(jenkinsfile: str) -> dict[str, str]:
@@ -132,7 +123,7 @@ def sh_commands(groovy: str) -> list[tuple[list[str], str]]:
 
 def test_jenkinsfile_lints(generated) -> None:
     repo, _ = generated
-    result = lint(repo / "Jenkinsfile")
+    result = groovy_lint(repo / "Jenkinsfile")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -141,7 +132,7 @@ def test_lint_is_real(tmp_path: Path, copy_project, demo_answers) -> None:
     repo = copy_project(tmp_path / "repo", demo_answers)
     broken = tmp_path / "Jenkinsfile"
     broken.write_text((repo / "Jenkinsfile").read_text().rsplit("}", 1)[0])
-    assert lint(broken).returncode != 0
+    assert groovy_lint(broken).returncode != 0
 
 
 def test_declarative_structure(generated) -> None:

@@ -4,9 +4,8 @@ and limits, Pod Security on every pod, and chart RBAC only where the executor ne
 
 from __future__ import annotations
 
+import base64
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,9 @@ from airflow_gitops.facts import (
     S3_LOGS_POLICY,
 )
 from airflow_gitops.validate import iam
-from conftest import run_validate, shared_path, validate_env
+from conftest import render_dev, run_validate
 
 HA_COMPONENTS = {"scheduler": "Deployment", "web": "Deployment", "triggerer": "Deployment", "worker": "StatefulSet"}
-
-
-def make_render(repo: Path) -> subprocess.CompletedProcess[str]:
-    chart = shared_path("charts", "airflow-8.9.0.tgz")
-    return subprocess.run(["make", "-s", "-C", str(repo), "render", "ENV=dev", f"CHART={chart}",
-                           f"TOOLS_PYTHON={sys.executable}"], capture_output=True, text=True,
-                          env=validate_env(), timeout=300)
 
 
 def rendered_objects(repo: Path) -> list[dict[str, Any]]:
@@ -52,7 +44,7 @@ def workloads(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def production(request, tmp_path_factory, copy_project, demo_answers) -> tuple[Path, list[dict[str, Any]]]:
     answers = {**demo_answers, "production_like": True, "rds_tls_verify": True, "executor": request.param}
     repo = copy_project(tmp_path_factory.mktemp("prod") / "repo", answers)
-    result = make_render(repo)
+    result = render_dev(repo)
     assert result.returncode == 0, result.stdout + result.stderr
     return repo, rendered_objects(repo)
 
@@ -130,7 +122,7 @@ def test_render_refuses_a_pod_the_namespace_would_refuse(tmp_path: Path, copy_pr
     repo = copy_project(tmp_path / "repo", demo_answers)
     values = repo / "deploy/overlays/dev/values.yaml"
     values.write_text(values.read_text() + "\nscheduler:\n  securityContext:\n    runAsUser: 0\n")
-    result = make_render(repo)
+    result = render_dev(repo)
     assert result.returncode != 0
     assert "Deployment/airflow-scheduler: spec.securityContext.runAsUser must not be 0" in result.stderr
     assert "Pod Security 'restricted', which namespace airflow-dev enforces" in result.stderr
@@ -139,7 +131,7 @@ def test_render_refuses_a_pod_the_namespace_would_refuse(tmp_path: Path, copy_pr
 
 def test_a_development_environment_stays_small(tmp_path: Path, copy_project, demo_answers) -> None:
     repo = copy_project(tmp_path / "repo", {**demo_answers, "production_like": False})
-    assert make_render(repo).returncode == 0
+    assert render_dev(repo).returncode == 0
     objs = rendered_objects(repo)
     assert by_kind(objs, "PodDisruptionBudget") == {}
     assert by_kind(objs, "Deployment")["airflow-scheduler"]["spec"]["replicas"] == 1
@@ -245,7 +237,6 @@ def pods_of(objs: list[dict[str, Any]], namespace: str) -> dict[str, netpol.Pod]
 
 
 def config_env(objs: list[dict[str, Any]], key: str) -> str:
-    import base64
     secret = by_kind(objs, "Secret")["airflow-config-envs"]
     return base64.b64decode(secret["data"][key]).decode() if "data" in secret else secret["stringData"][key]
 

@@ -7,22 +7,16 @@ import base64
 import http.server
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import commit_all, merged_values, shared_path, validate_env
+from conftest import commit_all, merged_values, run_make, shared_path, validate_env
 
 ARGO = {"gitops_engine": "argocd", "git_repo_url": "https://github.com/example/airflow-gitops.git",
         "git_revision": "main"}
-
-
-def make(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "-s", "-C", str(repo), *args, f"TOOLS_PYTHON={sys.executable}"],
-                          capture_output=True, text=True, env=validate_env(), timeout=300)
 
 
 def load_dir(folder: Path) -> dict[str, dict]:
@@ -38,7 +32,7 @@ def chart() -> Path:
 def rendered(request, tmp_path_factory, copy_project, demo_answers, chart) -> tuple[Path, str]:
     extra = ARGO if request.param == "argocd" else {}
     repo = copy_project(tmp_path_factory.mktemp(request.param) / "repo", {**demo_answers, **extra})
-    result = make(repo, "render", "ENV=dev", f"CHART={chart}")
+    result = run_make(repo, "render", "ENV=dev", f"CHART={chart}")
     assert result.returncode == 0, result.stdout + result.stderr
     return repo, request.param
 
@@ -70,7 +64,7 @@ def test_render_writes_what_the_cluster_runs(rendered) -> None:
 def test_render_refuses_a_chart_that_is_not_the_pinned_one(rendered) -> None:
     repo, _ = rendered
     other = shared_path("charts", "apache-airflow-1.20.0.tgz")
-    result = make(repo, "render", "ENV=dev", f"CHART={other}")
+    result = run_make(repo, "render", "ENV=dev", f"CHART={other}")
     assert result.returncode != 0
     assert "is airflow 1.20.0, but dev pins airflow 8.9.0" in result.stderr
 
@@ -81,7 +75,7 @@ def test_diff_shows_a_one_line_values_change_in_the_rendered_deployment(tmp_path
     commit_all(repo, "generated")
     values = repo / "deploy/overlays/dev/values.yaml"
     values.write_text(values.read_text() + "\nscheduler:\n  replicas: 2\n")
-    result = make(repo, "diff", "ENV=dev", "BASE=HEAD", f"CHART={chart}")
+    result = run_make(repo, "diff", "ENV=dev", "BASE=HEAD", f"CHART={chart}")
     assert result.returncode == 0, result.stdout + result.stderr
     files = [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("diff -ruN ")]
     assert "render/dev/chart/deployment-airflow-scheduler.yaml" in files
@@ -90,7 +84,7 @@ def test_diff_shows_a_one_line_values_change_in_the_rendered_deployment(tmp_path
     # its hash rename), the HelmRelease pointing at it, the merged values, the release summary.
     assert len(files) == 5, files
     commit_all(repo, "two schedulers")
-    unchanged = make(repo, "diff", "ENV=dev", "BASE=HEAD", f"CHART={chart}")
+    unchanged = run_make(repo, "diff", "ENV=dev", "BASE=HEAD", f"CHART={chart}")
     assert "0 rendered file(s) differ" in unchanged.stdout, unchanged.stdout
 
 
@@ -115,9 +109,9 @@ def test_render_pulls_the_chart_from_the_helm_repository_and_caches_it(tmp_path,
     repo = copy_project(tmp_path / "repo", demo_answers)
     source = repo / "deploy/base/helmrepository.yaml"
     source.write_text(source.read_text().replace("https://airflow-helm.github.io/charts", helm_repository))
-    first = make(repo, "render", "ENV=dev")
+    first = run_make(repo, "render", "ENV=dev")
     assert first.returncode == 0, first.stdout + first.stderr
     assert (repo / ".cache/charts/airflow-8.9.0.tgz").is_file()
     source.write_text(source.read_text().replace(helm_repository, "http://127.0.0.1:9"))  # now unreachable
-    again = make(repo, "render", "ENV=dev")
+    again = run_make(repo, "render", "ENV=dev")
     assert again.returncode == 0, again.stdout + again.stderr  # from .cache/charts

@@ -53,6 +53,7 @@ S3_LOGS_POLICY = "s3-logs-policy.json"  # permissions policy: the env's task-log
 IRSA_TRUST_POLICY = "irsa-trust-policy.json"  # trust policy: the chart's ServiceAccount via the cluster's OIDC
 POD_IDENTITY_TRUST_POLICY = "pod-identity-trust-policy.json"  # trust policy: EKS Pod Identity, scoped by tags
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"  # on the chart's ServiceAccount: EKS injects the role
 AWS_IDENTITIES = ("irsa", "pod-identity")  # the aws_identity answer
 
 # ---------------------------------------------------------------- Pod Security Admission

@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow_gitops.facts import (
     IAM_DIR,
+    IRSA_ROLE_ANNOTATION,
     IRSA_TRUST_POLICY,
     KMS_KEY_ARN,
     POD_IDENTITY_PRINCIPAL,
@@ -24,18 +25,17 @@ from airflow_gitops.facts import (
 )
 from airflow_gitops.validate.objects import dig
 from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import Deployed
+from airflow_gitops.validate.values import REMOTE_LOG_FOLDER, Deployed
 
-LOG_FOLDER = re.compile(r"^s3://([^/]+)/?(.*?)/?$")
+S3_URL = re.compile(r"^s3://([^/]+)/?(.*?)/?$")
 ROLE_ACCOUNT = re.compile(r"^arn:aws[a-zA-Z-]*:iam::([0-9]{12}):role/")
-ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 
 def check_iam(repo: Path, deployed: dict[str, Deployed]) -> list[tuple[str, Issue]]:
     found: list[tuple[str, Issue]] = []
     roles: dict[str, str] = {}
     for env, release in sorted(deployed.items()):
-        role = str((dig(release.values, "serviceAccount.annotations", {}) or {}).get(ROLE_ANNOTATION, ""))
+        role = release.irsa_role
         if role and role in roles:
             found.append((f"deploy/overlays/{env}", Issue("ERROR", "", f"IRSA role {role} is also environment "
                           f"{roles[role]!r}'s: one role has one trust policy and one log policy, so creating "
@@ -74,8 +74,8 @@ def _load(path: Path, found: list[tuple[str, Issue]], where: str, optional: bool
 
 def _check_policy(policy: Any, release: Deployed) -> list[Issue]:
     issues = [Issue("ERROR", S3_LOGS_POLICY, message) for message in lint(policy)]
-    folder = str(dig(release.values, "airflow.config.AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", ""))
-    match = LOG_FOLDER.match(folder)
+    folder = str(dig(release.values, REMOTE_LOG_FOLDER, ""))
+    match = S3_URL.match(folder)
     if not match:
         return [*issues, Issue("WARN", S3_LOGS_POLICY, f"no s3:// remote log folder in the values ({folder!r}): "
                                "cannot check the policy's resources")]
@@ -100,9 +100,8 @@ def _check_policy(policy: Any, release: Deployed) -> list[Issue]:
 
 def _check_trust(trust: Any, release: Deployed) -> list[Issue]:
     issues: list[Issue] = []
-    service_account = dig(release.values, "serviceAccount.name") or release.release
-    subject = f"system:serviceaccount:{release.namespace}:{service_account}"
-    role = str((dig(release.values, "serviceAccount.annotations", {}) or {}).get(ROLE_ANNOTATION, ""))
+    subject = f"system:serviceaccount:{release.namespace}:{release.service_account}"
+    role = release.irsa_role
     account = ROLE_ACCOUNT.match(role)
     for statement in _statements(trust):
         federated = str(dig(statement, "Principal.Federated", ""))
@@ -126,9 +125,8 @@ def _check_pod_identity(trust: Any, release: Deployed) -> list[Issue]:
     pin them to this environment's namespace and the chart's ServiceAccount, and the ServiceAccount
     must not also carry an IRSA role (the SDKs would use that one first)."""
     issues: list[Issue] = []
-    service_account = dig(release.values, "serviceAccount.name") or release.release
     wanted = {"aws:RequestTag/kubernetes-namespace": release.namespace,
-              "aws:RequestTag/kubernetes-service-account": service_account}
+              "aws:RequestTag/kubernetes-service-account": release.service_account}
     for statement in _statements(trust):
         if dig(statement, "Principal.Service") != POD_IDENTITY_PRINCIPAL:
             issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, f"Principal.Service must be "
@@ -141,8 +139,8 @@ def _check_pod_identity(trust: Any, release: Deployed) -> list[Issue]:
             if _as_list(conditions.get(key)) != [value]:
                 issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, f"{key} must be exactly {value!r}, "
                                     f"found {conditions.get(key)!r}: any association could assume the role"))
-    if ROLE_ANNOTATION in (dig(release.values, "serviceAccount.annotations", {}) or {}):
-        issues.append(Issue("WARN", POD_IDENTITY_TRUST_POLICY, f"the ServiceAccount also has {ROLE_ANNOTATION}: "
+    if release.irsa_role:
+        issues.append(Issue("WARN", POD_IDENTITY_TRUST_POLICY, f"the ServiceAccount also has {IRSA_ROLE_ANNOTATION}: "
                             "the SDKs use IRSA before Pod Identity"))
     return issues
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from airflow_gitops.facts import IRSA_ROLE_ANNOTATION
 from airflow_gitops.validate.objects import Loader, dig, env_of, find, ns_of, sealed_name
 
 VALUES_REF = re.compile(r"^\$([^/]+)/(.*)$")  # Argo CD multi-source `$<ref>/<path from repo root>`
@@ -173,6 +174,9 @@ def argo_values(src: dict, refs: set[str], repo: Path) -> tuple[dict | None, lis
 
 
 # ---------------------------------------------------------------- what each environment deploys
+REMOTE_LOG_FOLDER = "airflow.config.AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"  # values key path
+
+
 @dataclass(frozen=True)
 class Deployed:
     """The Airflow release of one environment, as its engine will install it."""
@@ -180,6 +184,15 @@ class Deployed:
     values: dict
     release: str  # Helm release name (the chart names its ServiceAccount after it)
     namespace: str
+
+    @property
+    def service_account(self) -> str:
+        return str(dig(self.values, "serviceAccount.name") or self.release)
+
+    @property
+    def irsa_role(self) -> str:
+        """The IRSA role ARN the chart's ServiceAccount is annotated with ('' for none)."""
+        return str((dig(self.values, "serviceAccount.annotations", {}) or {}).get(IRSA_ROLE_ANNOTATION, ""))
 
 
 def airflow_values(obj: dict, objs: list[dict], repo: Path) -> dict | None:
