@@ -113,6 +113,24 @@ def sealed(ctx: Context, name: str, key: str, answer: str = "") -> str:
     return seal.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
 
 
+@pass_context
+def composed(ctx: Context, name: str, key: str, shape: str) -> str:
+    """A composite entry (facts.COMPOSITES): the shape with its secret references filled in, sealed."""
+    seal = seal_module()
+    cert = ctx.get("sealed_secrets_cert") or ""
+    if not cert:
+        return f'"{seal.placeholder(ctx["environment"], name)}"'
+    if missing := missing_secrets(ctx):
+        envs = [source_env(q) for q in missing]
+        raise CopyRefused(f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored) "
+                         f"or set {', '.join(envs)}; nothing was written")
+    try:
+        value = seal.compose_value(name, key, shape, lambda entry: ctx.get(entry.question or "") or "")
+    except seal.SealError as exc:
+        raise CopyRefused(f"{exc}; nothing was written") from None
+    return seal.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
+
+
 def read_pem(path: str) -> str:
     return Path(path).expanduser().read_text()
 
@@ -120,4 +138,4 @@ def read_pem(path: str) -> str:
 class SealingExtension(Extension):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        environment.globals.update(check_secret=check_secret, sealed=sealed, read_pem=read_pem)
+        environment.globals.update(check_secret=check_secret, sealed=sealed, composed=composed, read_pem=read_pem)

@@ -158,12 +158,19 @@ def dns_label(field: str, max_len: int = 63) -> Callable[[Any], str]:
     return rule
 
 
-def chart_version(value: Any) -> str:
+def airflow_chart(value: Any) -> str:
+    if value not in facts.CHART_FLAVORS:
+        return f"airflow_chart {value!r} is invalid: must be one of {', '.join(facts.CHART_FLAVORS)}"
+    return ""
+
+
+def chart_version(value: Any, flavor: Any = facts.LEGACY_FLAVOR) -> str:
     err = _matches("chart_version", value, r"[0-9]+\.[0-9]+\.[0-9]+",
-                   "must be an exact chart version like 8.9.0 (GitOps pins, never ranges)")
-    if not err and value not in facts.chart_versions():
-        err = (f"chart_version {value!r} is not one this template knows the rules of: use one of "
-               f"{', '.join(facts.chart_versions())}")
+                   "must be an exact chart version like 1.20.0 (GitOps pins, never ranges)")
+    known = facts.chart_versions(str(flavor))
+    if not err and value not in known:
+        err = (f"chart_version {value!r} is not one this template knows the rules of for the {flavor} chart: "
+               f"use one of {', '.join(known)}")
     return err
 
 
@@ -173,19 +180,27 @@ def image_repository(value: Any) -> str:
                     "must be an image repository like apache/airflow (no tag, no digest)")
 
 
-def image_tag(value: Any, chart_version: Any = None) -> str:
-    chart = facts.chart(version=str(chart_version)) if chart_version else facts.chart()
-    chart = chart or facts.chart()
-    assert chart is not None
+def _chart(chart_version: Any, flavor: Any) -> facts.Chart:
+    flavor = str(flavor or facts.LEGACY_FLAVOR)
+    found = facts.chart(flavor, str(chart_version)) if chart_version else facts.chart(flavor)
+    return found or facts.chart(flavor) or facts.chart()  # type: ignore[return-value]
+
+
+def image_tag(value: Any, chart_version: Any = None, flavor: Any = None) -> str:
+    chart = _chart(chart_version, flavor)
     if not isinstance(value, str) or not chart.supports(value):
-        return (f"airflow_image_tag {value!r} is invalid: chart {chart.name} {chart.version} supports Airflow "
-                f"{chart.airflow_range} only: use a tag like {chart.default_tag} (no 'latest')")
+        return (f"airflow_image_tag {value!r} is invalid: the {chart.label} deploys Airflow "
+                f"{chart.airflow_range} here: use a tag like {chart.default_tag} (no 'latest')")
     return ""
 
 
-def executor(value: Any) -> str:
+def executor(value: Any, flavor: Any = None) -> str:
     if value not in facts.EXECUTORS:
         return f"executor {value!r} is invalid: must be one of {', '.join(facts.EXECUTORS)}"
+    chart = _chart(None, flavor)
+    if value not in chart.executors:
+        return (f"executor {value!r} is invalid with the {chart.label}: Airflow 3 removed it; use one of "
+                f"{', '.join(chart.executors)}")
     return ""
 
 
@@ -428,6 +443,7 @@ def jenkins_service_account(value: Any) -> str:
 
 RULES: dict[str, Callable[..., str]] = {
     "project_name": project_name,
+    "airflow_chart": airflow_chart,
     "chart_version": chart_version,
     "airflow_image_repository": image_repository,
     "airflow_image_tag": image_tag,

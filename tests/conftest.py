@@ -74,6 +74,13 @@ def airflow_python(version: str = "2.8.4") -> Path:
 
 @pytest.fixture(scope="session")
 def demo_answers() -> dict[str, Any]:
+    """The community chart's demo answers: most stories here are told on it (examples/demo-community.yml)."""
+    return yaml.safe_load((ROOT / "examples/demo-community.yml").read_text())
+
+
+@pytest.fixture(scope="session")
+def official_answers() -> dict[str, Any]:
+    """The default product's demo answers: the official chart, Airflow 3 (examples/demo.yml)."""
     return yaml.safe_load((ROOT / "examples/demo.yml").read_text())
 
 

@@ -274,7 +274,8 @@ class Options:
 
 
 # ---------------------------------------------------------------- pod security
-POD_TEMPLATE_KEY = "pod_template.yaml"  # the chart's KubernetesExecutor pod template ConfigMap key
+# The KubernetesExecutor pod template's ConfigMap key: the community chart's, the official chart's.
+POD_TEMPLATE_KEYS = ("pod_template.yaml", "pod_template_file.yaml")
 
 
 def namespace_level(repo: Path, env: str) -> str:
@@ -291,10 +292,10 @@ def pod_security_problems(docs: list[dict], level: str) -> list[str]:
     problems = []
     for doc in docs:
         specs = [(f"{doc.get('kind')}/{dig(doc, 'metadata.name', '')}", podsecurity.pod_spec(doc))]
-        if doc.get("kind") == "ConfigMap" and POD_TEMPLATE_KEY in (doc.get("data") or {}):
-            template = yaml.safe_load(doc["data"][POD_TEMPLATE_KEY]) or {}
-            where = f"ConfigMap/{dig(doc, 'metadata.name', '')} {POD_TEMPLATE_KEY}"
-            specs.append((where, podsecurity.pod_spec(template)))
+        for key in POD_TEMPLATE_KEYS if doc.get("kind") == "ConfigMap" else ():
+            if key in (doc.get("data") or {}):
+                template = yaml.safe_load(doc["data"][key]) or {}
+                specs.append((f"ConfigMap/{dig(doc, 'metadata.name', '')} {key}", podsecurity.pod_spec(template)))
         problems += [f"{where}: {v}" for where, spec in specs if spec for v in podsecurity.violations(spec, level)]
     return problems
 

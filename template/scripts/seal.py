@@ -240,7 +240,11 @@ WEBSERVER_KEY = re.compile(r"[!-~]{32,}")
 WEBSERVER_KEY_RULE = "the webserver secret key is at least 32 printable characters without spaces (a random token)"
 VALUE_RULES = {("airflow-redis", "password"): (ELASTICACHE_TOKEN, ELASTICACHE_TOKEN_RULE),
                ("airflow-db", "password"): (DB_PASSWORD, DB_PASSWORD_RULE),
-               ("airflow-webserver-secret-key", "value"): (WEBSERVER_KEY, WEBSERVER_KEY_RULE)}
+               ("airflow-webserver-secret-key", "value"): (WEBSERVER_KEY, WEBSERVER_KEY_RULE),
+               ("airflow-api-secret-key", "api-secret-key"): (WEBSERVER_KEY, WEBSERVER_KEY_RULE.replace(
+                   "webserver secret key", "API secret key")),
+               ("airflow-jwt-secret", "jwt-secret"): (WEBSERVER_KEY, WEBSERVER_KEY_RULE.replace(
+                   "webserver secret key", "JWT secret"))}
 
 
 def check_plaintext(name: str, key: str, value: str) -> str:
@@ -251,12 +255,57 @@ def check_plaintext(name: str, key: str, value: str) -> str:
     if value != value.strip() or "\n" in value or "\r" in value:
         return (f"{name}/{key} has leading/trailing whitespace or a newline "
                 "(`echo` adds one: use printf '%s')")
-    if (name, key) == ("airflow-fernet-key", "value") and (problem := fernet_key_problem(value)):
+    if name == "airflow-fernet-key" and key in facts.FERNET_KEYS and (problem := fernet_key_problem(value)):
         return f"{name}/{key} {problem}"
     pattern, rule = VALUE_RULES.get((name, key), (None, ""))
     if pattern is not None and not pattern.fullmatch(value):
         return f"{name}/{key} breaks a rule: {rule}"
     return ""
+
+
+def compose_value(name: str, key: str, shape: str, given: Any) -> str:
+    """A composite entry's plaintext: `shape` (its compose annotation) with each ${ENV} reference
+    replaced by that secret's value: given(entry), else its environment variable."""
+    comp = facts.composite(name, key)
+    if comp is None:
+        raise SealError(f"{name}/{key} has a {facts.COMPOSE_ANNOTATION}{key} annotation, but it is not a value this "
+                        "template builds (known: " + ", ".join(f"{c.secret}/{c.key}" for c in facts.COMPOSITES) + ")")
+    values: dict[str, str] = {}
+    for ref in facts.compose_refs(shape):
+        entry = facts.entry_for_env(ref)
+        if entry is None or entry.generate:
+            known = ", ".join(e.env for e in facts.SECRETS if not e.generate)
+            raise SealError(f"{name}/{key}: its shape names ${{{ref}}}, which is not a secret make seal asks for "
+                            f"(known: {known})")
+        value = given(entry) or os.environ.get(entry.env, "")
+        if not value:
+            raise SealError(f"no value for {ref} ({entry.prompt}), which {name}/{key} holds: set {ref} "
+                            "(values are never taken from arguments)")
+        if problem := check_plaintext(entry.secret, entry.key, value):
+            raise SealError(f"{ref}: {problem}")
+        values[ref] = value
+    return facts.compose(shape, comp.quoting, values)
+
+
+def shape_of(meta: dict, key: str) -> str | None:
+    """The compose annotation of one encryptedData key: it is a composite entry."""
+    value = (meta.get("annotations") or {}).get(facts.COMPOSE_ANNOTATION + key)
+    return None if value is None else str(value)
+
+
+def _composite(name: str, key: str, shape: str, *, state: str, interactive: bool,
+               parts: dict[str, str | None]) -> str | None:
+    """The plaintext of a composite entry, each part asked once per run (`parts`); None: keep it."""
+    def given(entry: facts.SecretEntry) -> str:
+        if entry.env not in parts:
+            parts[entry.env] = plaintext(entry.secret, entry.key, interactive=interactive, sealed=state == "sealed")
+        return parts[entry.env] or ""
+    refs = facts.compose_refs(shape)
+    for ref in refs:
+        if (entry := facts.entry_for_env(ref)) is not None and not entry.generate and not given(entry) \
+                and state == "sealed":
+            return None  # the part was kept (empty answer): the sealed value stays
+    return compose_value(name, key, shape, given)
 
 
 def placeholder(env: str, name: str) -> str:
@@ -316,7 +365,8 @@ class FilePlan:
 
 
 def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
-              values: dict[str, str] | None = None, regenerate: bool = False) -> FilePlan:
+              values: dict[str, str] | None = None, regenerate: bool = False,
+              parts: dict[str, str | None] | None = None) -> FilePlan:
     """Seal the encryptedData entries of one SealedSecret file, in memory.
 
     `values` are given plaintexts (rotate-fernet). A generated entry (fernet key, webserver
@@ -334,10 +384,17 @@ def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
                         "(the ciphertext is bound to them)")
     plan = FilePlan(path, name)
     new: dict[str, str] = {}
+    parts = {} if parts is None else parts
     for key in list(spec["encryptedData"]):
         source = source_for(name, key)
         state = entry_state(spec["encryptedData"][key])
-        if (values or {}).get(key):
+        if (shape := shape_of(meta, key)) is not None:
+            got = _composite(name, key, shape, state=state, interactive=interactive, parts=parts)
+            if got is None:
+                plan.kept[key] = "sealed already, kept (empty answer)"
+                continue
+            value, note = got, "built from " + ", ".join(facts.compose_refs(shape)) if facts.compose_refs(shape) else ""
+        elif (values or {}).get(key):
             value, note = values[key], ""
         elif source.generate and not os.environ.get(source.env):
             if state != "placeholder" and not regenerate:
@@ -414,6 +471,23 @@ def secret_files(repo: Path, env: str, secret: str | None) -> list[Path]:
     return files
 
 
+def _refs(path: Path) -> set[str]:
+    doc = _yaml().load(path.read_text())
+    meta = doc.get("metadata") or {}
+    return {ref for key in (doc.get("spec") or {}).get("encryptedData") or {}
+            if (shape := shape_of(meta, key)) for ref in facts.compose_refs(shape)}
+
+
+def with_shared_parts(chosen: list[Path], every: list[Path]) -> list[Path]:
+    """`chosen`, plus every file whose composite entries hold a secret a chosen one holds: sealing
+    one connection URL with a new password must seal the others with it too."""
+    refs = set().union(*(_refs(p) for p in chosen)) if chosen else set()
+    extra = [p for p in every if p not in chosen and refs & _refs(p)]
+    for p in extra:
+        print(f"also   {p.name}: holds {', '.join(sorted(refs & _refs(p)))} too")
+    return chosen + extra
+
+
 def find_cert(repo: Path, env: str, given: str | None) -> str:
     explicit = given or os.environ.get(CERT_ENV)
     if explicit:
@@ -430,9 +504,13 @@ def find_cert(repo: Path, env: str, given: str | None) -> str:
 def cmd_seal(args: argparse.Namespace) -> int:
     key = read_certificate(find_cert(args.repo, args.env, args.cert))
     interactive = sys.stdin.isatty()
-    # Every value first (prompts, checks): an error leaves every file as it was.
-    plans = [plan_file(path, key, scope=args.scope, interactive=interactive, regenerate=args.regenerate)
-             for path in secret_files(args.repo, args.env, args.secret)]
+    # Every value first (prompts, checks): an error leaves every file as it was. A password held by
+    # several composite entries is asked once and sealed into all of them.
+    parts: dict[str, str | None] = {}
+    plans = [plan_file(path, key, scope=args.scope, interactive=interactive, regenerate=args.regenerate,
+                       parts=parts)
+             for path in with_shared_parts(secret_files(args.repo, args.env, args.secret),
+                                           secret_files(args.repo, args.env, None))]
     for plan in plans:
         plan.write()
     for plan in plans:
@@ -446,6 +524,14 @@ def cmd_seal(args: argparse.Namespace) -> int:
 
 
 ROTATE_OLD_ENV = "AIRFLOW_FERNET_KEY_OLD"
+
+
+def fernet_entry_key(path: Path) -> str:
+    """airflow-fernet-key's encryptedData key: `value` (community chart) or `fernet-key` (official)."""
+    keys = [k for k in (_yaml().load(path.read_text())["spec"].get("encryptedData") or {}) if k in facts.FERNET_KEYS]
+    if len(keys) != 1:
+        raise SealError(f"{path}: expected one of {', '.join(facts.FERNET_KEYS)} in encryptedData")
+    return keys[0]
 
 
 def cmd_rotate_fernet(args: argparse.Namespace) -> int:
@@ -468,7 +554,8 @@ def cmd_rotate_fernet(args: argparse.Namespace) -> int:
     new = generate("fernet")
     if new == old or fernet_key_problem(new):  # pragma: no cover - a broken random source
         raise SealError("the generated key is unusable: nothing written")
-    seal_file(path, key, scope=args.scope, interactive=False, values={"value": f"{new},{old}"})
+    entry_key = fernet_entry_key(path)
+    seal_file(path, key, scope=args.scope, interactive=False, values={entry_key: f"{new},{old}"})
     print(f"sealed {path.relative_to(args.repo)}: value = <new key>,<old key> ({args.scope})")
     if weak := fernet_key_problem(old):  # decrypts, but public or not random: all the more reason to rotate
         print(f"note: the old key {weak.split(':')[0]}: finish all three steps to stop using it")

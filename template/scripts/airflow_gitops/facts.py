@@ -15,7 +15,7 @@ ANSWERS_FILE = ".copier-answers.yml"  # the primary answers file; further envs: 
 PLACEHOLDER_PREFIX = "UNSEALED"  # an unsealed SealedSecret entry: "UNSEALED: run make seal ..."
 GITOPS_ENGINES = {"flux": "Flux", "argocd": "Argo CD"}  # gitops_engine answer -> display name
 # Answers stored in every answers file and kept identical by `make update` (copier.yml: ask on primary).
-REPO_WIDE_ANSWERS = ("project_name", "gitops_engine", "git_repo_url", "git_revision", "chart_version",
+REPO_WIDE_ANSWERS = ("project_name", "gitops_engine", "git_repo_url", "git_revision", "airflow_chart", "chart_version",
                      "airflow_image_repository", "airflow_image_tag", "executor", "extra_pip_packages",
                      "dags_repo_url", "dags_repo_branch", "dags_repo_credentials_id", "jenkins_service_account", "ci")
 
@@ -56,6 +56,28 @@ POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"  # on the chart's ServiceAccount: EKS injects the role
 AWS_IDENTITIES = ("irsa", "pod-identity")  # the aws_identity answer
 
+# ---------------------------------------------------------------- the official chart's layout
+# Value sections of the components that write or read task logs in S3 (workers and KubernetesExecutor
+# task pods, triggerer, api-server), and the ServiceAccount each gets: <release>-<suffix>.
+S3_LOG_COMPONENTS = ("workers", "triggerer", "apiServer")
+OFFICIAL_SERVICE_ACCOUNTS = {"workers": "worker", "triggerer": "triggerer", "apiServer": "api-server"}
+API_SERVER_HEALTH_PATH = "/api/v2/monitor/health"  # the chart's api-server probes
+PGBOUNCER_PORT = 6543  # the official chart's ports.pgbouncer
+PGBOUNCER_RDS_CA_DIR = "/etc/pgbouncer-rds-ca"  # where pgbouncer reads root.crt (rds_tls_verify)
+
+
+def service_accounts(flavor: str, release: str) -> list[str]:
+    """The ServiceAccounts whose pods take the environment's IAM role: the community chart has one,
+    named after the release; the official chart one per component (<release>-<component>)."""
+    if flavor == "official":
+        return [f"{release}-{OFFICIAL_SERVICE_ACCOUNTS[c]}" for c in S3_LOG_COMPONENTS]
+    return [release]
+
+
+def service_account_subjects(flavor: str, release: str, namespace: str) -> list[str]:
+    return [f"system:serviceaccount:{namespace}:{sa}" for sa in service_accounts(flavor, release)]
+
+
 # ---------------------------------------------------------------- Pod Security Admission
 # https://kubernetes.io/docs/concepts/security/pod-security-standards/ : the level every
 # environment's namespace enforces, and the policy version it is pinned to.
@@ -93,7 +115,61 @@ SECRETS = (
                 keep="a new one makes every stored connection and variable unreadable (rotate: make rotate-fernet)"),
     SecretEntry("airflow-webserver-secret-key", "value", "AIRFLOW_WEBSERVER_SECRET_KEY", generate="token",
                 keep="a new one signs everyone out"),
+    # The official chart's names for the same keys (fernetKeySecretName, apiSecretKeySecretName,
+    # jwtSecretName). Sealed once and kept: the chart would otherwise make new ones per install.
+    SecretEntry("airflow-fernet-key", "fernet-key", "AIRFLOW_FERNET_KEY", generate="fernet",
+                keep="a new one makes every stored connection and variable unreadable (rotate: make rotate-fernet)"),
+    SecretEntry("airflow-api-secret-key", "api-secret-key", "AIRFLOW_API_SECRET_KEY", generate="token",
+                keep="a new one signs everyone out"),
+    SecretEntry("airflow-jwt-secret", "jwt-secret", "AIRFLOW_JWT_SECRET", generate="token",
+                keep="a new one invalidates every token in flight: running tasks lose the Execution API"),
 )
+FERNET_KEYS = ("value", "fernet-key")  # airflow-fernet-key's key: community, official
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A sealed value built from other secrets: a connection URL or pgbouncer's auth file. Its shape,
+    with ${AIRFLOW_DB_PASSWORD}-style references to SECRETS entries, is the SealedSecret's annotation
+    COMPOSE_ANNOTATION + key (not secret, reviewable); make seal fills the references in."""
+
+    secret: str
+    key: str
+    quoting: str  # how a reference is inserted: "url" (percent-encoded) or "pgbouncer" (auth_file "..." string)
+
+
+COMPOSE_ANNOTATION = "airflow-gitops.io/compose-"
+COMPOSITES = (
+    Composite("airflow-metadata", "connection", "url"),  # data.metadataSecretName
+    Composite("airflow-result-backend", "connection", "url"),  # data.resultBackendSecretName
+    Composite("airflow-broker-url", "connection", "url"),  # data.brokerUrlSecretName
+    Composite("airflow-pgbouncer", "users.txt", "pgbouncer"),  # pgbouncer.configSecretName
+    Composite("airflow-pgbouncer-stats", "connection", "url"),  # pgbouncer.metricsExporterSidecar.statsSecretName
+)
+COMPOSE_REF = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+
+
+def composite(secret: str, key: str) -> Composite | None:
+    return next((c for c in COMPOSITES if (c.secret, c.key) == (secret, key)), None)
+
+
+def compose_refs(shape: str) -> list[str]:
+    """The SECRETS entries (by env name) a shape refers to, in order, once each."""
+    return list(dict.fromkeys(COMPOSE_REF.findall(shape)))
+
+
+def compose(shape: str, quoting: str, values: dict[str, str]) -> str:
+    """The shape with each reference replaced by its value, quoted for where it stands."""
+    from urllib.parse import quote
+
+    def sub(match: re.Match[str]) -> str:
+        value = values[match.group(1)]
+        return quote(value, safe="") if quoting == "url" else value.replace('"', '""')
+    return COMPOSE_REF.sub(sub, shape)
+
+
+def entry_for_env(env: str) -> SecretEntry | None:
+    return next((e for e in SECRETS if e.env == env), None)
 
 
 def secret_entry(secret: str, key: str) -> SecretEntry | None:
@@ -109,19 +185,25 @@ def secret_question(question: str) -> SecretEntry:
 class Chart:
     """A chart release whose values layout and rules this template encodes."""
 
-    flavor: str  # "community" (airflow-helm); a second flavor would add an answer choosing it
+    flavor: str  # the airflow_chart answer: "official" (Apache Airflow) or "community" (airflow-helm)
     name: str
     version: str
     repository: str
     release_name_max: int  # the chart's own limit on .Release.Name
     airflow_versions: tuple[tuple[int, int], tuple[int, int]]  # supported Airflow (major, minor), inclusive
     default_tag: str  # the image tag the chart defaults to
-    key_paths: str  # scripts/chart_keys/<file>: the chart's values.yaml keys, without values
+    key_paths: str  # scripts/chart_keys/<file>: the chart's values.yaml keys, without values ("": the chart
+    # ships values.schema.json, which make validate reads from the cached chart instead)
+    executors: tuple[str, ...] = EXECUTORS  # the executor answers this flavor deploys
 
     @property
     def airflow_range(self) -> str:
         (lo_major, lo_minor), (hi_major, hi_minor) = self.airflow_versions
         return f"{lo_major}.{lo_minor}-{hi_major}.{hi_minor}"
+
+    @property
+    def label(self) -> str:
+        return f"{CHART_FLAVORS[self.flavor]} chart {self.name} {self.version}"
 
     def supports(self, tag: str) -> bool:
         match = re.match(r"^(\d+)\.(\d+)\.\d+(-python3\.\d{1,2})?$", tag)
@@ -131,19 +213,43 @@ class Chart:
         return self.airflow_versions[0] <= found <= self.airflow_versions[1]
 
 
+# airflow_chart answer -> what the README and errors call it.
+CHART_FLAVORS = {"official": "Apache Airflow (official)", "community": "airflow-helm (community)"}
 CHARTS = {
+    # Airflow 3 only here, though the chart also deploys 2.x: this template's official flavor is the
+    # Airflow 3 product (api-server, dag-processor, JWT); Airflow 3 removed CeleryKubernetesExecutor.
+    # 42: its Jobs are <release>-migrate-database-job, and a Job's pods carry it as a 63-character label.
+    ("official", "1.20.0"): Chart("official", "airflow", "1.20.0", "https://airflow.apache.org", 42,
+                                  ((3, 0), (3, 1)), "3.1.8", "",
+                                  ("CeleryExecutor", "KubernetesExecutor")),
     ("community", "8.9.0"): Chart("community", "airflow", "8.9.0", "https://airflow-helm.github.io/charts", 40,
                                   ((2, 0), (2, 9)), "2.8.4-python3.9", "airflow-8.9.0.json"),
 }
-DEFAULT_CHART = ("community", "8.9.0")
+HELM_REPOSITORY_NAMES = {"official": "apache-airflow", "community": "airflow-stable"}  # Flux HelmRepository
+# New copies get the official chart; an answers file without airflow_chart predates it (community).
+DEFAULT_FLAVOR = "official"
+LEGACY_FLAVOR = "community"
+DEFAULT_CHART = ("community", "8.9.0")  # the community flavor's pin (validate's community rules)
 
 
-def chart(flavor: str = DEFAULT_CHART[0], version: str = DEFAULT_CHART[1]) -> Chart | None:
-    return CHARTS.get((flavor, version))
+def default_version(flavor: str = DEFAULT_FLAVOR) -> str:
+    return chart_versions(flavor)[0]
+
+
+def chart(flavor: str = DEFAULT_CHART[0], version: str | None = None) -> Chart | None:
+    if flavor not in CHART_FLAVORS:
+        return None
+    return CHARTS.get((flavor, default_version(flavor) if version is None else version))
 
 
 def chart_versions(flavor: str = DEFAULT_CHART[0]) -> tuple[str, ...]:
     return tuple(version for f, version in CHARTS if f == flavor)
+
+
+def chart_of(name: str, version: str, repository: str = "") -> Chart | None:
+    """The chart a HelmRelease/Application pins (name, version and, when given, repository)."""
+    return next((c for c in CHARTS.values() if (c.name, c.version) == (name, version)
+                 and (not repository or repository.rstrip("/") == c.repository)), None)
 
 
 # ---------------------------------------------------------------- the Jenkinsfile's ENVIRONMENTS map

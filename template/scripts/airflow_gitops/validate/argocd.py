@@ -11,9 +11,10 @@ from airflow_gitops.validate.appproject import check_app_project, check_project_
 from airflow_gitops.validate.build import kustomization_file
 from airflow_gitops.validate.chart import CHART, effective_values, unknown_key_messages
 from airflow_gitops.validate.objects import dig, engine_of, load_answers, ref
+from airflow_gitops.validate.official import official_rules
 from airflow_gitops.validate.policy import check_airflow_values, check_value_refs
 from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import VALUES_REF, argo_sources, argo_values, source_refs
+from airflow_gitops.validate.values import VALUES_REF, argo_sources, argo_values, chart_flavor, source_refs
 
 HELM_RELEASE_NAME_MAX = 53  # Helm's own limit (the airflow chart's is lower, checked with the values)
 Builds = dict[str, list[dict]]
@@ -185,11 +186,23 @@ def _argo_airflow_values(app: dict, sources: list[tuple[str, dict]], repo: Path,
         if values is None or errors:
             continue  # partial values would only add noise to the real problem
         release = str(dig(src, "helm.releaseName") or dig(app, "metadata.name", ""))
+        if chart_flavor(src.get("chart"), src.get("targetRevision"), src.get("repoURL")) == "official":
+            found += _argo_official(app, values, str(src.get("targetRevision")), sources, repo, builds, release)
+            continue
         found += [("ERROR", f"values: {msg}") for msg in check_airflow_values(values, release, chart_defaults)]
         found += [(level, f"values: {msg}") for level, msg in argo_chart_rules(values, chart_defaults)]
         found += [("ERROR", msg) for msg in unknown_key_messages(values, chart_keys)]
         found += _argo_value_refs(app, values, sources, builds)
     return [Issue(level, ref(app), msg) for level, msg in found]
+
+
+def _argo_official(app: dict, values: dict, version: str, sources: list[tuple[str, dict]], repo: Path,
+                   builds: Builds, release: str) -> list[tuple[str, str]]:
+    sources_deployed = deployed(sources, builds)
+    built = [o for _, objs in sources_deployed for o in objs or []] if sources_deployed and all(
+        objs is not None for _, objs in sources_deployed) else None
+    return [(level, f"values: {msg}") for level, msg in official_rules(
+        values, version, repo, dig(app, "spec.destination.namespace"), built, release)]
 
 
 def _argo_value_refs(app: dict, values: dict, sources: list[tuple[str, dict]], builds: Builds) -> list[tuple[str, str]]:

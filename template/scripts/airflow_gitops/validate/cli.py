@@ -106,7 +106,7 @@ def check_builds(report: Report, run: Run, every: dict[str, list[dict]]) -> set[
         context = objs + companion_objects(name, every)
         issues, missing = check_schemas(objs, store, k8s_version)
         unchecked |= missing
-        issues += check_helmreleases(objs, run.chart_defaults, run.chart_keys, context)
+        issues += check_helmreleases(objs, run.chart_defaults, run.chart_keys, context, run.repo)
         issues += check_sealed_secrets(objs, env_of(name), run.strict)
         issues += check_volumes(context if is_overlay(name) else objs)
         issues += check_flux_kustomizations(objs, run.repo, run.generated)

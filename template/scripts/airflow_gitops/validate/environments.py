@@ -9,7 +9,7 @@ from pathlib import Path
 from airflow_gitops.facts import ANSWERS_FILE, GITOPS_ENGINES
 from airflow_gitops.validate.objects import CLUSTER_SCOPED, dig, engine_of, ns_of, ref
 from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import REMOTE_LOG_FOLDER, release_values
+from airflow_gitops.validate.values import release_values, remote_log_folder
 
 
 def check_namespace(objs: list[dict]) -> list[Issue]:
@@ -43,7 +43,7 @@ def check_environments(builds: dict[str, list[dict]]) -> list[tuple[str, Issue]]
                               f"cluster {key[0]!r}: the two would share the release, the DAG volume and the "
                               "Secrets")))
             seen_ns.setdefault(key, env)
-        folder = dig(release_values(objs) or {}, REMOTE_LOG_FOLDER)
+        folder = remote_log_folder(release_values(objs) or {})
         if folder:
             found += [(name, issue) for issue in _log_folder_overlaps(str(folder).rstrip("/"), seen_logs)]
             seen_logs[str(folder).rstrip("/")] = env

@@ -11,28 +11,30 @@ from airflow_gitops.facts import DNS1123_LABEL, EXACT_VERSION
 from airflow_gitops.validate.build import kustomization_file
 from airflow_gitops.validate.chart import unknown_key_messages
 from airflow_gitops.validate.objects import dig, find, ns_of, ref
+from airflow_gitops.validate.official import official_rules
 from airflow_gitops.validate.policy import check_airflow_values, check_value_refs
 from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import helm_values
+from airflow_gitops.validate.values import chart_flavor, helm_values
 
 BOOTSTRAP_SOURCE = ("GitRepository", "flux-system")  # made by `flux bootstrap`, not by this repo
 
 
 def check_helmreleases(objs: list[dict], chart_defaults: dict | None = None,
-                       chart_keys: dict | None = None, context: list[dict] | None = None) -> list[Issue]:
+                       chart_keys: dict | None = None, context: list[dict] | None = None,
+                       repo: Path | None = None) -> list[Issue]:
     """`context`: every object of the release's namespace (the Secrets its values name may come
-    from another Kustomization of the same environment)."""
+    from another Kustomization of the same environment). `repo`: where `make render` cached charts."""
     chart_keys = chart_keys if chart_keys is not None else chart_defaults
     context = context if context is not None else objs
     issues: list[Issue] = []
     for hr in (o for o in objs if o.get("kind") == "HelmRelease"):
         issues += [Issue(level, ref(hr), msg) for level, msg in _release_rules(hr, objs, chart_defaults,
-                                                                                chart_keys, context)]
+                                                                                chart_keys, context, repo)]
     return issues
 
 
 def _release_rules(hr: dict, objs: list[dict], chart_defaults: dict | None, chart_keys: dict | None,
-                   context: list[dict]) -> list[tuple[str, str]]:
+                   context: list[dict], repo: Path | None = None) -> list[tuple[str, str]]:
     """(level, message) of one HelmRelease."""
     spec = hr.get("spec") or {}
     chart = dig(spec, "chart.spec") or {}
@@ -46,9 +48,12 @@ def _release_rules(hr: dict, objs: list[dict], chart_defaults: dict | None, char
     found += [("ERROR", msg) for msg in errors] + [("WARN", msg) for msg in warnings]
     if not is_airflow or errors or warnings:
         return found  # partial values would only add noise to the real problem
+    namespace = spec.get("targetNamespace") or ns_of(hr)
+    if chart_flavor(chart.get("chart"), chart.get("version")) == "official":
+        return found + [(level, f"values: {msg}") for level, msg in official_rules(
+            values, str(chart.get("version")), repo, namespace, context, release)]
     messages = [f"values: {msg}" for msg in check_airflow_values(values, release, chart_defaults)]
     messages += unknown_key_messages(values, chart_keys)
-    namespace = spec.get("targetNamespace") or ns_of(hr)
     messages += [f"values: {msg}" for msg in check_value_refs(values, namespace, context)]
     return found + [("ERROR", msg) for msg in messages]
 

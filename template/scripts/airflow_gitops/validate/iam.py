@@ -25,7 +25,7 @@ from airflow_gitops.facts import (
 )
 from airflow_gitops.validate.objects import dig
 from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import REMOTE_LOG_FOLDER, Deployed
+from airflow_gitops.validate.values import Deployed
 
 S3_URL = re.compile(r"^s3://([^/]+)/?(.*?)/?$")
 ROLE_ACCOUNT = re.compile(r"^arn:aws[a-zA-Z-]*:iam::([0-9]{12}):role/")
@@ -42,6 +42,11 @@ def check_iam(repo: Path, deployed: dict[str, Deployed]) -> list[tuple[str, Issu
                           "this environment's would replace the other's (give each environment its own role)")))
         if role:
             roles.setdefault(role, env)
+        if len(set(release.irsa_roles)) > 1:
+            pairs = ", ".join(f"{sa}: {r or 'none'}"
+                              for sa, r in zip(release.service_accounts, release.irsa_roles, strict=True))
+            found.append((f"deploy/overlays/{env}", Issue("ERROR", "", f"the ServiceAccounts that use the log role "
+                          f"must carry the same {IRSA_ROLE_ANNOTATION} ({pairs})")))
         folder = repo / "deploy/overlays" / env / IAM_DIR
         where = str(folder.relative_to(repo))
         policy = _load(folder / S3_LOGS_POLICY, found, where)
@@ -74,13 +79,13 @@ def _load(path: Path, found: list[tuple[str, Issue]], where: str, optional: bool
 
 def _check_policy(policy: Any, release: Deployed) -> list[Issue]:
     issues = [Issue("ERROR", S3_LOGS_POLICY, message) for message in lint(policy)]
-    folder = str(dig(release.values, REMOTE_LOG_FOLDER, ""))
+    folder = release.log_folder
     match = S3_URL.match(folder)
     if not match:
         return [*issues, Issue("WARN", S3_LOGS_POLICY, f"no s3:// remote log folder in the values ({folder!r}): "
                                "cannot check the policy's resources")]
     bucket, prefix = match.group(1), match.group(2)
-    s3 = f"arn:{aws_partition(_region(release.values))}:s3:::"
+    s3 = f"arn:{aws_partition(release.region)}:s3:::"
     allowed = {f"{s3}{bucket}", f"{s3}{bucket}/{prefix + '/' if prefix else ''}*"}
     for statement in _statements(policy):
         actions = _as_list(statement.get("Action"))
@@ -100,7 +105,7 @@ def _check_policy(policy: Any, release: Deployed) -> list[Issue]:
 
 def _check_trust(trust: Any, release: Deployed) -> list[Issue]:
     issues: list[Issue] = []
-    subject = f"system:serviceaccount:{release.namespace}:{release.service_account}"
+    subjects = sorted(f"system:serviceaccount:{release.namespace}:{sa}" for sa in release.service_accounts)
     role = release.irsa_role
     account = ROLE_ACCOUNT.match(role)
     for statement in _statements(trust):
@@ -110,11 +115,12 @@ def _check_trust(trust: Any, release: Deployed) -> list[Issue]:
                                 f"provider of account {account.group(1)} ({role})"))
         issuer = federated.split(":oidc-provider/", 1)[-1]
         conditions = dig(statement, "Condition.StringEquals", {}) or {}
-        if _as_list(conditions.get(f"{issuer}:sub")) != [subject]:
+        if sorted(_as_list(conditions.get(f"{issuer}:sub"))) != subjects:
             like = (dig(statement, "Condition.StringLike", {}) or {}).get(f"{issuer}:sub")
             shown = f"StringLike {like!r}" if like else repr(conditions.get(f"{issuer}:sub"))
-            issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:sub must be exactly {subject!r} under "
-                                f"StringEquals (the chart's ServiceAccount), found {shown}"))
+            want = subjects[0] if len(subjects) == 1 else subjects
+            issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:sub must be exactly {want!r} under "
+                                f"StringEquals (the chart's ServiceAccounts that use the role), found {shown}"))
         if conditions.get(f"{issuer}:aud") != "sts.amazonaws.com":
             issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:aud must be 'sts.amazonaws.com'"))
     return issues
@@ -125,8 +131,8 @@ def _check_pod_identity(trust: Any, release: Deployed) -> list[Issue]:
     pin them to this environment's namespace and the chart's ServiceAccount, and the ServiceAccount
     must not also carry an IRSA role (the SDKs would use that one first)."""
     issues: list[Issue] = []
-    wanted = {"aws:RequestTag/kubernetes-namespace": release.namespace,
-              "aws:RequestTag/kubernetes-service-account": release.service_account}
+    wanted = {"aws:RequestTag/kubernetes-namespace": [release.namespace],
+              "aws:RequestTag/kubernetes-service-account": sorted(release.service_accounts)}
     for statement in _statements(trust):
         if dig(statement, "Principal.Service") != POD_IDENTITY_PRINCIPAL:
             issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, f"Principal.Service must be "
@@ -136,8 +142,9 @@ def _check_pod_identity(trust: Any, release: Deployed) -> list[Issue]:
                                 "sts:TagSession (Pod Identity passes session tags)"))
         conditions = dig(statement, "Condition.StringEquals", {}) or {}
         for key, value in wanted.items():
-            if _as_list(conditions.get(key)) != [value]:
-                issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, f"{key} must be exactly {value!r}, "
+            if sorted(_as_list(conditions.get(key))) != value:
+                shown = value[0] if len(value) == 1 else value
+                issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, f"{key} must be exactly {shown!r}, "
                                     f"found {conditions.get(key)!r}: any association could assume the role"))
     if release.irsa_role:
         issues.append(Issue("WARN", POD_IDENTITY_TRUST_POLICY, f"the ServiceAccount also has {IRSA_ROLE_ANNOTATION}: "
@@ -153,17 +160,6 @@ def lint(policy: Any) -> list[str]:
         return ["parliament is not installed: run `make tools` (requirements-tools.txt)"]
     findings = analyze_policy_string(json.dumps(policy)).findings
     return [f"parliament: {f.issue}: {f.detail}" for f in findings]
-
-
-def _region(values: dict) -> str:
-    """The region of the keyless aws_default connection (its extra's region_name), else ''."""
-    for conn in dig(values, "airflow.connections", []) or []:
-        if isinstance(conn, dict) and conn.get("id") == "aws_default":
-            try:
-                return str(json.loads(conn.get("extra") or "{}").get("region_name", ""))
-            except (ValueError, AttributeError):
-                return ""
-    return ""
 
 
 def _statements(policy: Any) -> list[dict]:

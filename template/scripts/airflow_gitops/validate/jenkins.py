@@ -10,6 +10,7 @@ from pathlib import Path
 from airflow_gitops.facts import JENKINS_AGENT_RBAC, jenkins_entries
 from airflow_gitops.validate.chart import CHART_DEFAULTS
 from airflow_gitops.validate.objects import dig, find
+from airflow_gitops.validate.official import image_of
 from airflow_gitops.validate.report import Issue
 from airflow_gitops.validate.values import deployed_releases
 
@@ -72,6 +73,7 @@ def _agent_identity(text: str, env: str, objs: list[dict], namespace: str, jenki
 def deployed_images(every: dict[str, list[dict]], repo: Path) -> dict[str, str]:
     """Environment -> Airflow image, from a HelmRelease (Flux) or an Application (Argo CD)."""
     default = CHART_DEFAULTS["airflow"]["image"]
-    return {env: (f"{dig(d.values, 'airflow.image.repository', default['repository'])}:"
-                  f"{dig(d.values, 'airflow.image.tag', default['tag'])}")
+    return {env: image_of(d.values) if d.flavor == "official" else
+            (f"{dig(d.values, 'airflow.image.repository', default['repository'])}:"
+             f"{dig(d.values, 'airflow.image.tag', default['tag'])}")
             for env, d in deployed_releases(every, repo).items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from airflow_gitops.facts import IRSA_ROLE_ANNOTATION
+from airflow_gitops.facts import IRSA_ROLE_ANNOTATION, OFFICIAL_SERVICE_ACCOUNTS, S3_LOG_COMPONENTS, chart_of
 from airflow_gitops.validate.objects import Loader, dig, env_of, find, ns_of, sealed_name
 
 VALUES_REF = re.compile(r"^\$([^/]+)/(.*)$")  # Argo CD multi-source `$<ref>/<path from repo root>`
@@ -174,7 +175,19 @@ def argo_values(src: dict, refs: set[str], repo: Path) -> tuple[dict | None, lis
 
 
 # ---------------------------------------------------------------- what each environment deploys
-REMOTE_LOG_FOLDER = "airflow.config.AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"  # values key path
+REMOTE_LOG_FOLDER = "airflow.config.AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"  # values key path (community)
+OFFICIAL_LOG_FOLDER = "config.logging.remote_base_log_folder"  # the same in the official chart's layout
+
+
+def remote_log_folder(values: dict) -> str:
+    """The S3 task-log folder the values configure, in either chart's layout ('' for none)."""
+    return str(dig(values, REMOTE_LOG_FOLDER) or dig(values, OFFICIAL_LOG_FOLDER) or "")
+
+
+def chart_flavor(name: Any, version: Any, repository: Any = "") -> str | None:
+    """"official"/"community" for an airflow chart this template knows, else None."""
+    known = chart_of(str(name or ""), str(version or ""), str(repository or ""))
+    return known.flavor if known else None
 
 
 @dataclass(frozen=True)
@@ -182,30 +195,79 @@ class Deployed:
     """The Airflow release of one environment, as its engine will install it."""
 
     values: dict
-    release: str  # Helm release name (the chart names its ServiceAccount after it)
+    release: str  # Helm release name (the charts name ServiceAccounts after it)
     namespace: str
+    flavor: str = "community"
 
     @property
-    def service_account(self) -> str:
-        return str(dig(self.values, "serviceAccount.name") or self.release)
+    def _sa_sections(self) -> list[tuple[str, str]]:
+        """(values section holding serviceAccount, default name) of the pods that take the IAM role."""
+        if self.flavor != "official":
+            return [("", self.release)]
+        override = str(self.values.get("fullnameOverride") or "")
+        prefix = override or (self.release if "airflow" in self.release else f"{self.release}-airflow")
+        return [(f"{c}.", f"{prefix}-{OFFICIAL_SERVICE_ACCOUNTS[c]}") for c in S3_LOG_COMPONENTS]
+
+    @property
+    def service_accounts(self) -> list[str]:
+        return [str(dig(self.values, f"{section}serviceAccount.name") or default)
+                for section, default in self._sa_sections]
+
+    @property
+    def irsa_roles(self) -> list[str]:
+        """The IRSA role ARN of each of those ServiceAccounts ('' where none)."""
+        return [str((dig(self.values, f"{section}serviceAccount.annotations", {}) or {}).get(IRSA_ROLE_ANNOTATION, ""))
+                for section, _ in self._sa_sections]
 
     @property
     def irsa_role(self) -> str:
-        """The IRSA role ARN the chart's ServiceAccount is annotated with ('' for none)."""
-        return str((dig(self.values, "serviceAccount.annotations", {}) or {}).get(IRSA_ROLE_ANNOTATION, ""))
+        """The IRSA role the ServiceAccounts are annotated with ('' for none)."""
+        return next((role for role in self.irsa_roles if role), "")
+
+    @property
+    def log_folder(self) -> str:
+        return remote_log_folder(self.values)
+
+    @property
+    def region(self) -> str:
+        """The region of the keyless aws_default connection, else ''."""
+        if self.flavor == "official":
+            conn = next((e.get("value") for e in self.values.get("env") or []
+                         if isinstance(e, dict) and e.get("name") == "AIRFLOW_CONN_AWS_DEFAULT"), None)
+            extra = _json(conn).get("extra") if conn else None
+            return str((extra if isinstance(extra, dict) else _json(extra)).get("region_name", ""))
+        for conn in dig(self.values, "airflow.connections", []) or []:
+            if isinstance(conn, dict) and conn.get("id") == "aws_default":
+                return str(_json(conn.get("extra")).get("region_name", ""))
+        return ""
+
+
+def _json(text: Any) -> dict:
+    try:
+        found = json.loads(text or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def airflow_values(obj: dict, objs: list[dict], repo: Path) -> dict | None:
     """The values of an airflow-chart HelmRelease or Application (its last airflow source), else None."""
+    return airflow_release(obj, objs, repo)[0]
+
+
+def airflow_release(obj: dict, objs: list[dict], repo: Path) -> tuple[dict | None, str]:
+    """(values, chart flavor) of an airflow-chart HelmRelease or Application, else (None, "")."""
     if obj.get("kind") == "HelmRelease" and dig(obj, "spec.chart.spec.chart") == "airflow":
-        return helm_values(obj, objs)[0]
-    values = None
+        spec = dig(obj, "spec.chart.spec")
+        return helm_values(obj, objs)[0], chart_flavor(spec.get("chart"), spec.get("version")) or "community"
+    values, flavor = None, ""
     if obj.get("kind") == "Application":
         sources = argo_sources(obj)
         for _, src in sources:
             if src.get("chart") == "airflow":
                 values = argo_values(src, source_refs(sources), repo)[0]
-    return values
+                flavor = chart_flavor(src.get("chart"), src.get("targetRevision"), src.get("repoURL")) or "community"
+    return values, flavor
 
 
 def deployed_releases(every: dict[str, list[dict]], repo: Path) -> dict[str, Deployed]:
@@ -213,7 +275,7 @@ def deployed_releases(every: dict[str, list[dict]], repo: Path) -> dict[str, Dep
     found: dict[str, Deployed] = {}
     for name, objs in every.items():
         for obj in objs:
-            values = airflow_values(obj, objs, repo)
+            values, flavor = airflow_release(obj, objs, repo)
             if values is None:
                 continue
             if obj["kind"] == "HelmRelease":
@@ -223,5 +285,5 @@ def deployed_releases(every: dict[str, list[dict]], repo: Path) -> dict[str, Dep
                 helm = next((s.get("helm") or {} for _, s in argo_sources(obj) if s.get("chart") == "airflow"), {})
                 release = helm.get("releaseName") or dig(obj, "metadata.name", "")
                 namespace = dig(obj, "spec.destination.namespace", "")
-            found[env_of(name)] = Deployed(values, str(release), str(namespace))
+            found[env_of(name)] = Deployed(values, str(release), str(namespace), flavor)
     return found

@@ -1,0 +1,149 @@
+"""The official Apache Airflow chart's rules, on the values its engine will hand to Helm.
+
+The chart ships values.schema.json and `helm template` enforces it; so does `make validate`, on the
+chart `make render` cached (.cache/charts/airflow-<version>.tgz), before anything reaches a cluster.
+Then this stack's rules: every credential from a Secret of the environment (the chart would otherwise
+generate fernet, API and JWT keys per install, or take passwords in values, which Helm stores in its
+release Secret), RDS and ElastiCache rather than the bundled PostgreSQL and Redis, the Jobs as plain
+resources (helm hooks deadlock under --wait and replay under Argo CD), an image the flavor deploys.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from airflow_gitops.facts import CELERY_EXECUTORS, CHART_CACHE, chart
+from airflow_gitops.validate.objects import Loader, dig, produced_secret_keys
+from airflow_gitops.validate.policy import STATIC_AWS_KEYS
+from airflow_gitops.validate.values import deep_merge
+
+FLAVOR = "official"
+# values key naming a Secret -> (keys the chart reads from it, when it is needed, why it must be set)
+SECRET_NAMES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "data.metadataSecretName": (("connection",), "always", "else the chart writes the DB password into values"),
+    "data.resultBackendSecretName": (("connection",), "celery", "else the chart writes the DB password into values"),
+    "data.brokerUrlSecretName": (("connection",), "celery", "else the broker URL (AUTH token) is in values"),
+    "fernetKeySecretName": (("fernet-key",), "always", "else the chart generates a fernet key per install"),
+    "apiSecretKeySecretName": (("api-secret-key",), "always", "else the chart generates one per install/upgrade"),
+    "jwtSecretName": (("jwt-secret",), "always", "else the chart generates one per install: running tasks "
+                                                 "lose the Execution API"),
+    "pgbouncer.configSecretName": (("pgbouncer.ini", "users.txt"), "pgbouncer",
+                                   "else the chart writes the DB password into values"),
+    "pgbouncer.metricsExporterSidecar.statsSecretName": (("connection",), "pgbouncer",
+                                                         "else the chart writes the DB password into values"),
+}
+PLAINTEXT = ("fernetKey", "apiSecretKey", "jwtSecret", "webserverSecretKey", "data.brokerUrl",
+             "data.metadataConnection.pass", "data.resultBackendConnection.pass")
+HOOK_JOBS = ("migrateDatabaseJob", "createUserJob")
+
+
+@cache
+def cached_chart(repo: str, version: str) -> tuple[dict, dict] | None:
+    """(values.yaml, values.schema.json) of the official chart `make render` cached, or None."""
+    path = Path(repo) / CHART_CACHE / f"airflow-{version}.tgz"
+    if not path.is_file():
+        return None
+    with tarfile.open(path) as tar:
+        values, schema = (tar.extractfile(f"airflow/{name}") for name in ("values.yaml", "values.schema.json"))
+        if values is None or schema is None:
+            return None
+        return yaml.load(values.read(), Loader=Loader), json.loads(schema.read())
+
+
+def official_rules(values: dict, version: str, repo: Path | None, namespace: str | None,
+                   context: list[dict] | None, release: str = "") -> list[tuple[str, str]]:
+    """(level, message) for the merged values of one release of the official chart."""
+    known = cached_chart(str(repo), version) if repo else None
+    found: list[tuple[str, str]] = []
+    if known is None:
+        found.append(("INFO", f"values not checked against the chart's values.schema.json: run `make render` "
+                              f"(it caches airflow {version} in {CHART_CACHE})"))
+        merged = values
+    else:
+        defaults, schema = known
+        merged = deep_merge(defaults, values, drop_nulls=True)
+        found += [("ERROR", msg) for msg in schema_errors(merged, schema)]
+    found += [("ERROR", msg) for msg in stack_rules(values, merged, version)]
+    flavor = chart(FLAVOR, version)
+    if flavor and len(release) > flavor.release_name_max:
+        found.append(("ERROR", f"release name {release!r} is longer than {flavor.release_name_max} characters "
+                               "(<release>-migrate-database-job names a Job; its pods' job-name label is at most 63)"))
+    if context is not None:
+        found += [("ERROR", msg) for msg in secret_refs(merged, namespace, context)]
+    return found
+
+
+def schema_errors(merged: dict, schema: dict) -> list[str]:
+    """What `helm template` would refuse: the chart's JSON Schema (draft 7) on the coalesced values."""
+    from jsonschema import Draft7Validator
+
+    errors = sorted(Draft7Validator(schema).iter_errors(merged), key=lambda e: list(e.absolute_path))
+    return [f"values.schema.json: at '/{'/'.join(map(str, e.absolute_path))}': {e.message}" for e in errors]
+
+
+def _needed(when: str, v: dict) -> bool:
+    return when == "always" or (when == "celery" and uses_celery(v)) or (
+        when == "pgbouncer" and bool(dig(v, "pgbouncer.enabled")))
+
+
+def uses_celery(v: dict) -> bool:
+    return any(e.strip() in CELERY_EXECUTORS for e in str(v.get("executor", "")).split(","))
+
+
+def stack_rules(user: dict, v: dict, version: str) -> list[str]:
+    e: list[str] = []
+    flavor = chart(FLAVOR, version)
+    executor = str(v.get("executor", ""))
+    if flavor and executor not in flavor.executors:
+        e.append(f"`executor` {executor!r}: the official flavor deploys {', '.join(flavor.executors)} "
+                 "(Airflow 3 removed CeleryKubernetesExecutor)")
+    tag = str(dig(v, "images.airflow.tag") or v.get("defaultAirflowTag") or "")
+    if flavor and not flavor.supports(tag):
+        e.append(f"image tag {tag!r}: the {flavor.label} deploys Airflow {flavor.airflow_range} here")
+    elif tag and str(v.get("airflowVersion", "")) != tag.split("-")[0]:
+        e.append(f"`airflowVersion` {v.get('airflowVersion')!r} must be the image's Airflow version "
+                 f"{tag.split('-')[0]!r}: the chart picks commands and config by it")
+    for sub in ("postgresql", "redis"):
+        if dig(v, f"{sub}.enabled"):
+            e.append(f"`{sub}.enabled` must be false: RDS and ElastiCache, not the chart's bundled {sub}")
+    for key in PLAINTEXT:
+        if dig(user, key) not in (None, ""):
+            e.append(f"`{key}` holds a secret in values (Helm stores values in its release Secret): "
+                     "use the SealedSecret the matching *SecretName names")
+    for key, (_, when, why) in SECRET_NAMES.items():
+        if _needed(when, v) and not dig(v, key):
+            e.append(f"`{key}` must name a Secret of the environment: {why}")
+    for job in HOOK_JOBS:
+        if dig(v, f"{job}.enabled") is not False and dig(v, f"{job}.useHelmHooks") is not False:
+            e.append(f"`{job}.useHelmHooks` must be false: as a Helm hook it runs after the pods it must come "
+                     "before (Helm --wait deadlocks) and Argo CD replays it at every sync")
+    text = json.dumps({k: user.get(k) for k in ("env", "config", "extraEnv", "secret")})
+    if STATIC_AWS_KEYS.search(text):
+        e.append("static AWS keys in values: the pods take the IAM role (IRSA or Pod Identity)")
+    return e
+
+
+def secret_refs(v: dict, namespace: str | None, objs: list[dict]) -> list[str]:
+    """Every Secret the values name exists in the environment with the keys the chart reads."""
+    e = []
+    for key, (keys, when, _) in SECRET_NAMES.items():
+        name = dig(v, key)
+        if not name or not _needed(when, v):
+            continue
+        have = produced_secret_keys(objs, str(name), namespace)
+        if have is None:
+            e.append(f"`{key}` names Secret {name!r}, which nothing in namespace {namespace} creates")
+        elif missing := [k for k in keys if k not in have]:
+            e.append(f"`{key}`: Secret {name!r} has no key {', '.join(map(repr, missing))} (the chart reads it)")
+    return e
+
+
+def image_of(values: dict) -> str:
+    repo = dig(values, "images.airflow.repository") or values.get("defaultAirflowRepository") or "apache/airflow"
+    tag = dig(values, "images.airflow.tag") or values.get("defaultAirflowTag") or ""
+    return f"{repo}:{tag}"
