@@ -52,6 +52,7 @@ def timed(method: Callable[..., T]) -> Callable[..., T]:
 
 STATEFUL_POD = "{name}-0"
 DEPLOYMENT_POD = "{name}-5d8f7c9b6-x2k4q"  # replica-set hash + pod suffix, as a Deployment names its pods
+JOB_POD = "{name}-7kq2d"  # a Job's pod: the Job's name + a random suffix
 T = TypeVar("T")
 RELEASE_TIMEOUT = float(os.environ.get("AIRFLOW_RUNTIME_TIMEOUT", "240"))
 
@@ -132,22 +133,43 @@ class Deployment:
     @timed
     def start_services(self) -> None:
         a = self.answers
-        db = self.objects.secrets["airflow-db"]
+        user, password = self.db_login()
         self.postgres = Postgres(self.sandbox, self.ca, a["rds_host"], int(a["rds_port"]))
-        self.postgres.create_login(db["username"], db["password"], a["rds_database"])
+        self.postgres.create_login(user, password, a["rds_database"])
         self.redis = None
         if a.get("redis_host"):
             password = self.server_password
             if password is None and a.get("redis_auth", True):
-                password = self.objects.secrets["airflow-redis"]["password"]
+                password = self.redis_token()
             self.redis = Redis(self.sandbox, self.ca, a["redis_host"], int(a["redis_port"]), tls=self.server_tls,
                                password=password)
         if "Kubernetes" in a["executor"]:
             self.start_kube_api()
-        images = {"apache/airflow": airflow_image(self.airflow_python),
-                  "pgbouncer": pgbouncer_image(self.airflow_python)}
+        # pgbouncer first: the official chart's pgbouncer image is apache/airflow:airflow-pgbouncer-<...>.
+        images = {"pgbouncer": pgbouncer_image(self.airflow_python),
+                  "apache/airflow": airflow_image(self.airflow_python)}
         self.cluster = Cluster(self.objects, {DAG_CLAIM: self.efs}, self.endpoint_names(),
                                self.rendered.release["namespace"], self.ca.bundle, images, self.workdir)
+
+    @property
+    def official(self) -> bool:
+        return self.answers.get("airflow_chart") == "official"
+
+    def db_login(self) -> tuple[str, str]:
+        """The RDS login the sealed secrets hold: airflow-db (community), pgbouncer's users.txt (official)."""
+        if not self.official:
+            db = self.objects.secrets["airflow-db"]
+            return db["username"], db["password"]
+        line = self.objects.secrets["airflow-pgbouncer"]["users.txt"].strip().splitlines()[0]
+        user, password = (part.strip('"').replace('""', '"') for part in line.split('" "', 1))
+        return user, password
+
+    def redis_token(self) -> str:
+        if not self.official:
+            return self.objects.secrets["airflow-redis"]["password"]
+        from urllib.parse import unquote, urlsplit
+
+        return unquote(urlsplit(self.objects.secrets["airflow-broker-url"]["connection"]).password or "")
 
     def start_kube_api(self) -> None:
         """The API stand-in (kubeapi.py) at the in-cluster address: reads answered, pods recorded."""
@@ -185,8 +207,9 @@ class Deployment:
     # ------------------------------------------------------------ pods
     def pod(self, workload: str) -> Pod:
         if workload not in self.pods:
-            obj = self.rendered.find("Deployment", workload) or self.rendered.get("StatefulSet", workload)
-            pattern = STATEFUL_POD if obj["kind"] == "StatefulSet" else DEPLOYMENT_POD
+            obj = (self.rendered.find("Deployment", workload) or self.rendered.find("Job", workload)
+                   or self.rendered.get("StatefulSet", workload))
+            pattern = {"StatefulSet": STATEFUL_POD, "Job": JOB_POD}.get(obj["kind"], DEPLOYMENT_POD)
             self.pods[workload] = build_pod(self.cluster, obj, pattern.format(name=workload))
         return self.pods[workload]
 
@@ -282,9 +305,13 @@ class Deployment:
 
     @timed
     def wait_dag(self, dag_id: str, timeout: float) -> None:
+        # Airflow 2 marks a parsed DAG is_active; Airflow 3 renamed it to the negated is_stale.
+        active = ("coalesce((to_jsonb(dag) ->> 'is_active')::boolean, "
+                  "NOT (to_jsonb(dag) ->> 'is_stale')::boolean)")
+        parser = "airflow-dag-processor" if "airflow-dag-processor" in self.boots else "airflow-scheduler"
         wait_for(f"DAG {dag_id} parsed into the metadata DB",
-                 lambda: self._table_has("dag", f"dag_id = '{dag_id}' AND NOT is_active = false"), timeout,
-                 evidence=lambda: self.process("airflow-scheduler").tail(40))
+                 lambda: self._table_has("dag", f"dag_id = '{dag_id}' AND {active}"), timeout,
+                 evidence=lambda: self.process(parser).tail(40))
 
     @timed
     def wait_for_sql(self, query: str, expected: str, timeout: float) -> None:

@@ -63,6 +63,11 @@ RUNTIMES = {
     # apache/airflow:2.8.4-python3.9 is what the community chart 8.9.0 deploys by default.
     "2.8.4": AirflowRuntime("2.8.4", ("3.9", "3.11", "3.10"),
                             "amazon,celery,cncf.kubernetes,postgres,redis,statsd", "2024-03-26T00:00:00Z"),
+    # apache/airflow:3.1.8 (python3.12) is what the official chart 1.20.0 deploys by default; the chart
+    # sets core.auth_manager to the FAB auth manager, a separate provider (`fab`) in Airflow 3.
+    # PyPI upload of apache-airflow 3.1.8: 2026-03-11T19:28Z.
+    "3.1.8": AirflowRuntime("3.1.8", ("3.12", "3.11", "3.10"),
+                            "amazon,celery,cncf.kubernetes,fab,postgres,redis,statsd", "2026-03-12T20:00:00Z"),
 }
 
 

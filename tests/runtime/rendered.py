@@ -186,5 +186,7 @@ def container_mounts(container: dict, sources: dict[str, tuple[Path, bool]], whe
         local, read_only = sources[vm["name"]]
         if vm.get("subPath"):
             local = local / vm["subPath"]
+            if not local.exists():  # the kubelet creates a missing subPath as an empty directory
+                local.mkdir(parents=True)
         mounts.append(Mount(vm["mountPath"], local, read_only or bool(vm.get("readOnly"))))
     return mounts

@@ -1,0 +1,170 @@
+"""Story: the default release (the official Apache Airflow chart, Airflow 3) deploys and runs a DAG,
+against real components.
+
+`copier copy` with the official chart (secrets sealed for a throwaway controller key), the
+repository's own `make render` of the real chart 1.20.0 from ../shared, then the rendered pods run as
+the kubelet would run them (tests/runtime): PostgreSQL 15 with SCRAM and SSL behind the pgbouncer.ini
+this repository seals, redis-server with TLS and AUTH for ElastiCache, real Apache Airflow 3.1.8 from
+PyPI as migration Job, api-server, scheduler, dag-processor, triggerer and Celery worker (which runs
+the task through the api-server's Execution API), DAGs published by scripts/sync_dags.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import seal
+import yaml
+from airflow_gitops import facts
+from conftest import airflow_python, shared_path, skip_or_fail, validate_env
+from controller import make_cert, make_key
+from runtime.deployment import RELEASE_TIMEOUT, Deployment, make_workdir, remove_workdir
+from runtime.sandbox import HarnessError, unavailable, wait_for
+from test_runtime import BROKER_FAILURES, DAG, PASSWORDS, environ, trust_rds
+
+pytestmark = [pytest.mark.slow, pytest.mark.runtime]
+
+AIRFLOW = "3.1.8"
+WORKLOADS = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
+DB_FAILURES = {"password authentication failed": "Airflow cannot log in to the metadata database",
+               "SASL authentication failed": "pgbouncer cannot log in to RDS"}
+
+
+@pytest.fixture(scope="module")
+def prerequisites() -> tuple[Path, Path]:
+    reason = unavailable()
+    if reason:
+        skip_or_fail(reason)
+    return airflow_python(AIRFLOW), shared_path("charts", "apache-airflow-1.20.0.tgz")
+
+
+@pytest.fixture(scope="module")
+def controller_key():
+    return make_key(2048)
+
+
+@pytest.fixture
+def workdir():
+    path = make_workdir("official")
+    yield path
+    remove_workdir(path)
+
+
+@pytest.fixture
+def official_repo(tmp_path: Path, copy_project, official_answers, controller_key) -> Any:
+    def make(**overrides: Any) -> Path:
+        cert = make_cert(controller_key, tmp_path / "cert.pem")
+        with environ(PASSWORDS):
+            return copy_project(tmp_path / "repo", {**official_answers, "rds_tls_verify": True, **overrides,
+                                                    "sealed_secrets_cert": str(cert)})
+    return make
+
+
+def name(dep: Deployment, component: str) -> str:
+    return f"{dep.answers['project_name']}-{component}"
+
+
+def bring_up(dep: Deployment, chart: Path, components: tuple[str, ...] = WORKLOADS) -> None:
+    """What the engine does once the secrets decrypt: every workload and Job at once; the init
+    containers (wait-for-airflow-migrations) order them, as on a cluster."""
+    trust_rds(dep.repo, dep.ca.bundle)
+    dep.render(chart)
+    dep.start_services()
+    dep.publish_dags()
+    dep.start(name(dep, "pgbouncer"), skip=("metrics-exporter",))  # no exporter binary here; it only reads stats
+    dep.wait_log(name(dep, "pgbouncer"), "process up", 60)
+    dep.start(name(dep, "run-airflow-migrations"))
+    for component in components:
+        dep.start(name(dep, component))
+
+
+def api_health(dep: Deployment) -> dict:
+    """GET the api-server's health endpoint from inside its pod, as the kubelet's probe does."""
+    port = facts_port(dep)
+    code = (f"import json, urllib.request; print(urllib.request.urlopen("
+            f"'http://127.0.0.1:{port}{facts.API_SERVER_HEALTH_PATH}', timeout=5).read().decode())")
+    proc = dep.exec(name(dep, "api-server"), ["python", "-c", code], timeout=30)
+    if proc.returncode != 0:
+        raise HarnessError(f"health endpoint not answering: {proc.stderr[-500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def facts_port(dep: Deployment) -> int:
+    container = dep.rendered.get("Deployment", name(dep, "api-server"))["spec"]["template"]["spec"]["containers"][0]
+    probe = container["livenessProbe"]["httpGet"]
+    assert probe["path"] == facts.API_SERVER_HEALTH_PATH
+    return int(probe["port"])
+
+
+def test_airflow3_release_runs_a_dag_on_the_celery_worker(prerequisites, official_repo, workdir,
+                                                          controller_key) -> None:
+    python, chart = prerequisites
+    repo = official_repo()
+    with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
+        bring_up(dep, chart)
+        dep.start(name(dep, "create-user"))
+        dep.wait_log(name(dep, "worker"), "ready.", RELEASE_TIMEOUT, fatal=BROKER_FAILURES)
+        wait_for("the api-server reports healthy", lambda: _healthy(dep), RELEASE_TIMEOUT,
+                 evidence=lambda: dep.process(name(dep, "api-server")).tail(40))
+        dep.wait_dag(DAG, 180)
+        run_id = dep.trigger(DAG)
+        dep.wait_run(DAG, run_id, 300, evidence_from=(name(dep, "scheduler"), name(dep, "worker"),
+                                                      name(dep, "api-server")))
+        # The task ran in the Celery worker pod, reported through the api-server's Execution API.
+        host = dep.sql(f"SELECT hostname FROM task_instance WHERE run_id = '{run_id}'")
+        assert host == dep.pod(name(dep, "worker")).name, f"task ran on {host!r}, not the worker pod"
+        assert dep.redis is not None and dep.redis.stat("total_connections_received") > 0
+        # DAGs came from the published tree the bundle reads.
+        assert dep.sql(f"SELECT fileloc FROM dag WHERE dag_id = '{DAG}'").startswith(facts.DAGS_FOLDER + "/")
+        # pgbouncer -> RDS over verified TLS, SCRAM-hashed password.
+        user, _ = dep.db_login()
+        assert dep.postgres.psql(f"SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                                 f"WHERE a.usename = '{user}'") == "t"
+        # The create-user Job made the admin from the sealed Secret (FAB auth manager).
+        email = dep.objects.secrets["airflow-admin-user"]["email"]
+        dep.wait_for_sql("SELECT username, email FROM ab_user", f"admin|{email}", 120)
+
+
+def _healthy(dep: Deployment) -> bool:
+    try:
+        health = api_health(dep)
+    except (HarnessError, ValueError):
+        return False
+    return health.get("metadatabase", {}).get("status") == "healthy"
+
+
+def test_a_broker_url_without_the_token_fails_naming_the_broker(prerequisites, official_repo, workdir,
+                                                                 controller_key) -> None:
+    """The harness can fail: the broker URL sealed without the AUTH token never gets a worker up
+    against an ElastiCache with AUTH, and the failure names the broker."""
+    python, chart = prerequisites
+    repo = official_repo(redis_auth=False)
+    with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env(), redis_tls=True,
+                    redis_password=PASSWORDS["AIRFLOW_REDIS_PASSWORD"]) as dep:
+        bring_up(dep, chart, ("worker",))
+        with pytest.raises(HarnessError, match="the Celery worker cannot reach the broker") as failure:
+            dep.wait_log(name(dep, "worker"), "ready.", RELEASE_TIMEOUT, fatal=BROKER_FAILURES)
+        assert "Authentication required" in str(failure.value)
+
+
+def test_a_metadata_secret_with_the_wrong_password_fails_the_migrations(prerequisites, official_repo, workdir,
+                                                                         controller_key) -> None:
+    """A sealed metadata connection whose password is not pgbouncer's: the migration Job cannot log
+    in, and the failure says so."""
+    python, chart = prerequisites
+    repo = official_repo()
+    path = repo / "deploy/overlays/dev/secrets/airflow-metadata.yaml"
+    doc = yaml.safe_load(path.read_text())
+    url = doc["metadata"]["annotations"][facts.COMPOSE_ANNOTATION + "connection"]
+    wrong = url.replace("${AIRFLOW_DB_PASSWORD}", "not-the-password")
+    doc["spec"]["encryptedData"]["connection"] = seal.seal_value(
+        controller_key.public_key(), wrong.encode(), namespace=doc["metadata"]["namespace"], name="airflow-metadata")
+    path.write_text(yaml.safe_dump(doc))
+    with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
+        bring_up(dep, chart, ())
+        job = name(dep, "run-airflow-migrations")
+        with pytest.raises(HarnessError, match="cannot log in"):
+            dep.wait_log(job, "Database migrating done", 120, fatal=DB_FAILURES)
