@@ -21,6 +21,8 @@ pytestmark = pytest.mark.slow  # the update matrix: tagged template repos, copie
 
 REPO_WIDE = repo_wide_questions()
 HELMRELEASE = "template/deploy/base/{% if is_flux %}helmrelease.yaml{% endif %}.jinja"
+# demo_answers' flavor (the community chart): its base values file
+VALUES = "template/deploy/base/{% if airflow_chart == 'community' %}values.yaml{% endif %}.jinja"
 SEALED = "AgBy3i4OJSWK+PiTySYZZA1rO43cGDEq" * 8  # stands for real ciphertext: it must survive updates
 MIGRATION = """\
   - version: v0.2.0
@@ -49,7 +51,7 @@ def release(template: Path, tag: str, change: Callable[[Path], None]) -> None:
 def v2_fixes(template: Path) -> None:
     """Fixes touching shared and per-environment files, and a renamed answer with its migration."""
     edit(template / HELMRELEASE, "      interval: 24h\n", "      interval: 12h\n")
-    edit(template / "template/deploy/base/values.yaml.jinja", '    AIRFLOW__CORE__LOAD_EXAMPLES: "False"\n',
+    edit(template / VALUES, '    AIRFLOW__CORE__LOAD_EXAMPLES: "False"\n',
          '    AIRFLOW__CORE__LOAD_EXAMPLES: "False"\n    AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL: "60"\n')
     edit(template / "template/deploy/overlays/{{ environment }}/pv-patch.yaml.jinja", "    driver: efs.csi.aws.com\n",
          '    driver: efs.csi.aws.com\n    volumeAttributes:\n      encryptInTransit: "true"\n')
@@ -140,6 +142,21 @@ def test_update_keeps_edits_and_brings_fixes(template: Path, project: Path) -> N
     assert repo.head.commit.message.strip() == "user edits"
     commit_all(project, "update to v0.2.0")
     assert repo.git.status("--porcelain", "--untracked-files=all") == ""
+
+
+def test_a_repo_from_before_the_chart_answer_stays_on_its_chart(template: Path, project: Path) -> None:
+    """Answers files written before `airflow_chart` existed: update keeps the community chart, never switches."""
+    for name in (".copier-answers.yml", ".copier-answers.staging.yml"):
+        edit(project / name, "airflow_chart: community\n", "")
+    commit_all(project, "answers from before airflow_chart")
+    release(template, "v0.2.0", v2_fixes)
+    result = make_update(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in (".copier-answers.yml", ".copier-answers.staging.yml"):
+        assert yaml.safe_load((project / name).read_text())["airflow_chart"] == "community"
+    values = yaml.safe_load((project / "deploy/base/values.yaml").read_text())
+    assert "airflow" in values and "apiServer" not in values, "still the community chart's value layout"
+    assert "chart: airflow\n" in (project / "deploy/base/helmrelease.yaml").read_text()
 
 
 def test_conflict_fails_and_names_the_file(template: Path, project: Path) -> None:

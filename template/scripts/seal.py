@@ -354,6 +354,7 @@ class FilePlan:
     name: str
     sealed: dict[str, str] = field(default_factory=dict)  # key -> note on where the value came from
     kept: dict[str, str] = field(default_factory=dict)  # key -> why the sealed ciphertext stays
+    renamed: tuple[str, str] | None = None  # (old key, new key): the fernet key moved to its chart's name
     content: str | None = None  # the new file text; None: the file stays byte-identical
 
     def write(self) -> None:
@@ -366,7 +367,7 @@ class FilePlan:
 
 def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
               values: dict[str, str] | None = None, regenerate: bool = False,
-              parts: dict[str, str | None] | None = None) -> FilePlan:
+              parts: dict[str, str | None] | None = None, flavor: str | None = None) -> FilePlan:
     """Seal the encryptedData entries of one SealedSecret file, in memory.
 
     `values` are given plaintexts (rotate-fernet). A generated entry (fernet key, webserver
@@ -383,6 +384,8 @@ def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
         raise SealError(f"{path}: metadata and spec.template.metadata must agree on name and namespace "
                         "(the ciphertext is bound to them)")
     plan = FilePlan(path, name)
+    if flavor and name == "airflow-fernet-key":
+        plan.renamed = rename_fernet_key(spec["encryptedData"], facts.FERNET_KEY_OF[flavor])
     new: dict[str, str] = {}
     parts = {} if parts is None else parts
     for key in list(spec["encryptedData"]):
@@ -423,7 +426,7 @@ def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
         raise SealError(f"{path}: {', '.join(plan.kept)} stays sealed {current} (kept), so {name} cannot be "
                         f"sealed {scope}: give the value in use ({envs}; kubectl get secret {name} ... | base64 -d), "
                         f"or keep SCOPE={current}")
-    if not new:
+    if not new and not plan.renamed:
         return plan  # everything kept: the file stays byte-identical
     spec["encryptedData"].update(new)
     annotations = meta.get("annotations") or {}
@@ -439,6 +442,25 @@ def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
     yaml.dump(doc, out)
     plan.content = out.getvalue()
     return plan
+
+
+def rename_fernet_key(entries: Any, want: str) -> tuple[str, str] | None:
+    """Give airflow-fernet-key the key its chart reads (a repo moved to the other chart flavor keeps
+    the other one: sealed files are never overwritten by copier update). The ciphertext moves as is:
+    the controller binds it to the Secret's name and namespace, not to the key, so the fernet key in
+    use, and every connection it encrypted, survives the move."""
+    others = [k for k in entries if k in facts.FERNET_KEYS and k != want]
+    if want in entries or len(others) != 1:
+        return None
+    old = others[0]
+    entries.insert(list(entries).index(old), want, entries.pop(old))
+    return old, want
+
+
+def repo_flavor(repo: Path) -> str:
+    """The repository's airflow_chart answer; an answers file from before the question: community."""
+    answers = _yaml().load((repo / facts.ANSWERS_FILE).read_text()) if (repo / facts.ANSWERS_FILE).exists() else {}
+    return str((answers or {}).get("airflow_chart") or facts.LEGACY_FLAVOR)
 
 
 def seal_file(path: Path, public_key, *, scope: str, interactive: bool,
@@ -507,14 +529,18 @@ def cmd_seal(args: argparse.Namespace) -> int:
     # Every value first (prompts, checks): an error leaves every file as it was. A password held by
     # several composite entries is asked once and sealed into all of them.
     parts: dict[str, str | None] = {}
+    flavor = repo_flavor(args.repo)
     plans = [plan_file(path, key, scope=args.scope, interactive=interactive, regenerate=args.regenerate,
-                       parts=parts)
+                       parts=parts, flavor=flavor)
              for path in with_shared_parts(secret_files(args.repo, args.env, args.secret),
                                            secret_files(args.repo, args.env, None))]
     for plan in plans:
         plan.write()
     for plan in plans:
         where = plan.path.relative_to(args.repo)
+        if plan.renamed:
+            print(f"renamed {where}: {plan.renamed[0]} -> {plan.renamed[1]} (the key the {facts.CHART_FLAVORS[flavor]} "
+                  "chart reads; the sealed fernet key is kept: its ciphertext is bound to the Secret, not the key)")
         if plan.sealed:
             entries = ", ".join(f"{k} ({note})" if note else k for k, note in sorted(plan.sealed.items()))
             print(f"sealed {where}: {entries} ({args.scope})")

@@ -124,7 +124,8 @@ SECRETS = (
     SecretEntry("airflow-jwt-secret", "jwt-secret", "AIRFLOW_JWT_SECRET", generate="token",
                 keep="a new one invalidates every token in flight: running tasks lose the Execution API"),
 )
-FERNET_KEYS = ("value", "fernet-key")  # airflow-fernet-key's key: community, official
+FERNET_KEY_OF = {"community": "value", "official": "fernet-key"}  # airflow-fernet-key's key, per chart flavor
+FERNET_KEYS = tuple(FERNET_KEY_OF.values())
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from airflow_gitops.facts import CELERY_EXECUTORS, CHART_CACHE, chart
+from airflow_gitops.facts import CELERY_EXECUTORS, CHART_CACHE, FERNET_KEY_OF, chart
 from airflow_gitops.validate.objects import Loader, dig, produced_secret_keys
 from airflow_gitops.validate.policy import STATIC_AWS_KEYS
 from airflow_gitops.validate.values import deep_merge
@@ -139,8 +139,17 @@ def secret_refs(v: dict, namespace: str | None, objs: list[dict]) -> list[str]:
         if have is None:
             e.append(f"`{key}` names Secret {name!r}, which nothing in namespace {namespace} creates")
         elif missing := [k for k in keys if k not in have]:
-            e.append(f"`{key}`: Secret {name!r} has no key {', '.join(map(repr, missing))} (the chart reads it)")
+            e.append(f"`{key}`: Secret {name!r} has no key {', '.join(map(repr, missing))} (the chart reads it"
+                     f"{_moved_fernet_key(have, missing)})")
     return e
+
+
+def _moved_fernet_key(have: set[str], missing: list[str]) -> str:
+    """A repo switched from the community chart keeps its sealed fernet key under that chart's key."""
+    old, new = FERNET_KEY_OF["community"], FERNET_KEY_OF["official"]
+    if new in missing and old in have:
+        return f"; it has `{old}`, the community chart's: `make seal` moves the sealed key to `{new}`"
+    return ""
 
 
 def image_of(values: dict) -> str:
