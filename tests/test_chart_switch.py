@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import COPIER, GIT_ENV, commit_all, run_make, run_validate
+from conftest import COPIER, GIT_ENV, commit_all, render_dev, run_make, run_validate
 from controller import make_cert, make_key, unseal_object
 from test_official_chart import render_official
 from test_runtime import PASSWORDS, environ
@@ -30,6 +30,16 @@ SWITCH = {"airflow_chart": "official", "chart_version": OFFICIAL.version, "airfl
 
 def sealed(repo: Path, path: Path) -> dict[str, Any]:
     return yaml.safe_load((repo / path).read_text())
+
+
+def selectors(repo: Path) -> dict[str, dict]:
+    """Deployment and StatefulSet name -> its pod selector, from the last `make render`."""
+    found = {}
+    for path in (repo / "build/render/dev/chart").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] in ("Deployment", "StatefulSet"):
+                found[doc["metadata"]["name"]] = doc["spec"]["selector"]
+    return found
 
 
 def community_repo(tmp: Path, copy_project, demo_answers: dict[str, Any], key) -> Path:
@@ -64,6 +74,9 @@ def controller_key():
 def test_a_community_repo_moves_to_the_official_chart_in_place(tmp_path: Path, copy_project, demo_answers,
                                                                controller_key) -> None:
     repo = community_repo(tmp_path, copy_project, demo_answers, controller_key)
+    community = render_dev(repo)
+    assert community.returncode == 0, community.stdout + community.stderr
+    community_selectors = selectors(repo)
     before = sealed(repo, FERNET)
     (ciphertext,) = before["spec"]["encryptedData"].values()
     fernet_key = unseal_object(controller_key, before)[facts.FERNET_KEY_OF["community"]]
@@ -88,8 +101,13 @@ def test_a_community_repo_moves_to_the_official_chart_in_place(tmp_path: Path, c
     strict = run_validate(repo, strict=True)
     assert strict.returncode == 0 and " 0 errors" in strict.stdout, strict.stdout + strict.stderr
     assert "values.schema.json" not in strict.stdout, strict.stdout
-    release = yaml.safe_load((repo / "deploy/base/helmrelease.yaml").read_text())
-    assert release["spec"]["chart"]["spec"]["sourceRef"]["name"] == facts.HELM_REPOSITORY_NAMES["official"]
+    # Why the runbook removes the old release first: the same workloads under new selectors, which
+    # Kubernetes refuses to change (`spec.selector: field is immutable`), so a plain upgrade fails.
+    changed = {name for name, sel in selectors(repo).items() if community_selectors.get(name, sel) != sel}
+    release = demo_answers["project_name"]
+    assert {f"{release}-{w}" for w in ("scheduler", "triggerer", "worker", "pgbouncer")} <= changed, changed
+    helmrelease = yaml.safe_load((repo / "deploy/base/helmrelease.yaml").read_text())
+    assert helmrelease["spec"]["chart"]["spec"]["sourceRef"]["name"] == facts.HELM_REPOSITORY_NAMES["official"]
 
 
 def test_before_make_seal_validate_names_the_fernet_key_to_move(tmp_path: Path, copy_project, demo_answers,

@@ -20,12 +20,8 @@ import yaml
 from airflow_gitops import facts
 from conftest import run_make, run_validate, shared_path
 from controller import make_cert, make_key, unseal_object
+from test_runtime import PASSWORDS  # what the rules allow that URL quoting and pgbouncer's auth file could get wrong
 
-PASSWORDS = {  # what the rules allow that URL quoting and pgbouncer's auth file could get wrong
-    "AIRFLOW_DB_PASSWORD": "Db-p@ss:w%rd#?&!(9);|*{x}",
-    "AIRFLOW_REDIS_PASSWORD": "Tok3n-with-special&chars<>!#^",
-    "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-03bc71",
-}
 ENGINES = {
     "flux": {},
     "argocd": {"gitops_engine": "argocd", "git_repo_url": "https://github.com/example/airflow-gitops.git",

@@ -12,17 +12,20 @@ the task through the api-server's Execution API), DAGs published by scripts/sync
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import seal
 import yaml
 from airflow_gitops import facts
 from conftest import airflow_python, shared_path, skip_or_fail, validate_env
-from controller import make_cert, make_key
+from controller import make_cert, make_key, unseal_object
 from runtime.deployment import RELEASE_TIMEOUT, Deployment, make_workdir, remove_workdir
 from runtime.sandbox import HarnessError, unavailable, wait_for
+from test_chart_switch import FERNET, community_repo, switch_to_official
 from test_runtime import BROKER_FAILURES, DAG, PASSWORDS, environ, trust_rds
 
 pytestmark = [pytest.mark.slow, pytest.mark.runtime]
@@ -67,12 +70,15 @@ def name(dep: Deployment, component: str) -> str:
     return f"{dep.answers['project_name']}-{component}"
 
 
-def bring_up(dep: Deployment, chart: Path, components: tuple[str, ...] = WORKLOADS) -> None:
+def bring_up(dep: Deployment, chart: Path, components: tuple[str, ...] = WORKLOADS,
+             before: Callable[[Deployment], None] = lambda dep: None) -> None:
     """What the engine does once the secrets decrypt: every workload and Job at once; the init
-    containers (wait-for-airflow-migrations) order them, as on a cluster."""
+    containers (wait-for-airflow-migrations) order them, as on a cluster. `before` runs once the
+    AWS stand-ins are up (a database as an earlier release left it)."""
     trust_rds(dep.repo, dep.ca.bundle)
     dep.render(chart)
     dep.start_services()
+    before(dep)
     dep.publish_dags()
     dep.start(name(dep, "pgbouncer"), skip=("metrics-exporter",))  # no exporter binary here; it only reads stats
     dep.wait_log(name(dep, "pgbouncer"), "process up", 60)
@@ -168,3 +174,59 @@ def test_a_metadata_secret_with_the_wrong_password_fails_the_migrations(prerequi
         job = name(dep, "run-airflow-migrations")
         with pytest.raises(HarnessError, match="cannot log in"):
             dep.wait_log(job, "Database migrating done", 120, fatal=DB_FAILURES)
+
+
+LEGACY_AIRFLOW = "2.8.4"  # the community flavor's default image
+LEGACY_SECRET = "s3cr3t-from-airflow-2"
+
+
+def airflow2(dep: Deployment, python: Path, fernet_key: str, *args: str) -> str:
+    """The community release's Airflow 2 CLI on the same RDS (straight to it, over SSL), with its fernet key."""
+    user, password = dep.db_login()
+    a = dep.answers
+    env = {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(dep.workdir / "airflow2"),
+           "AIRFLOW__CORE__FERNET_KEY": fernet_key, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
+           f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{a['rds_port']}/"
+           f"{a['rds_database']}?sslmode=require"}
+    proc = dep.sandbox.run([str(python), "-m", "airflow", *args], env=env, timeout=300)
+    if proc.returncode != 0:
+        raise HarnessError(f"airflow {' '.join(args)} (Airflow {LEGACY_AIRFLOW}) failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def test_an_airflow2_database_upgrades_in_place_and_keeps_its_connections(prerequisites, tmp_path, copy_project,
+                                                                          demo_answers, controller_key,
+                                                                          workdir) -> None:
+    """The README's in-place runbook on real components: a community repo's Airflow 2 database (a
+    connection encrypted with its fernet key), the repo switched with copier update + make seal, then
+    the official release's migration Job upgrades the database to Airflow 3, a DAG runs, and Airflow 3
+    decrypts the old connection with the fernet key the switch kept."""
+    python, chart = prerequisites
+    legacy = airflow_python(LEGACY_AIRFLOW)
+    repo = community_repo(tmp_path, copy_project, demo_answers, controller_key)
+    fernet_key = unseal_object(controller_key, yaml.safe_load((repo / FERNET).read_text()))["value"]
+    switched = switch_to_official(repo)
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    revisions: dict[str, str] = {}
+
+    def airflow2_database(dep: Deployment) -> None:
+        airflow2(dep, legacy, fernet_key, "db", "migrate")
+        airflow2(dep, legacy, fernet_key, "connections", "add", "legacy_api", "--conn-type", "http",
+                 "--conn-host", "api.example.com", "--conn-password", LEGACY_SECRET)
+        revisions["airflow2"] = dep.sql("SELECT version_num FROM alembic_version")
+
+    with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
+        bring_up(dep, chart, ("scheduler", "dag-processor", "worker", "api-server"), before=airflow2_database)
+        dep.wait_log(name(dep, "run-airflow-migrations"), "Database migrating done", RELEASE_TIMEOUT)
+        revisions["airflow3"] = dep.sql("SELECT version_num FROM alembic_version")
+        print(f"metadata database: Airflow {LEGACY_AIRFLOW} {revisions['airflow2']} -> {revisions['airflow3']}")
+        assert revisions["airflow3"] != revisions["airflow2"]
+        dep.wait_log(name(dep, "worker"), "ready.", RELEASE_TIMEOUT, fatal=BROKER_FAILURES)
+        dep.wait_dag(DAG, 180)
+        run_id = dep.trigger(DAG)
+        dep.wait_run(DAG, run_id, 300, evidence_from=(name(dep, "scheduler"), name(dep, "worker")))
+        got = dep.exec(name(dep, "scheduler"), ["airflow", "connections", "get", "legacy_api", "-o", "json"])
+        assert got.returncode == 0, got.stderr[-2000:]
+        (conn,) = json.loads(got.stdout[got.stdout.index("["):])
+        assert conn["password"] == LEGACY_SECRET and conn["is_encrypted"] in (True, "True")
