@@ -183,11 +183,10 @@ BREAKS = {  # an edit a user might make -> what make validate must say
 }
 
 
+@pytest.mark.parametrize("official", ["flux"], indirect=True)  # one engine: both share the value rules
 @pytest.mark.parametrize("case", sorted(BREAKS))
 def test_validate_refuses_what_would_break_the_release(case, official, tmp_path) -> None:
-    engine, repo, _ = official
-    if engine != "flux":
-        pytest.skip("one engine is enough for the value rules (both share them)")
+    _, repo, _ = official
     path, addition, message = BREAKS[case]
     target = repo / path
     before = target.read_text()
@@ -204,10 +203,9 @@ def test_validate_refuses_what_would_break_the_release(case, official, tmp_path)
         target.write_text(before)
 
 
+@pytest.mark.parametrize("official", ["flux"], indirect=True)  # sealing does not depend on the engine
 def test_resealing_the_db_password_reseals_every_secret_that_holds_it(official, controller_key) -> None:
-    engine, repo, _ = official
-    if engine != "flux":
-        pytest.skip("sealing does not depend on the engine")
+    _, repo, _ = official
     folder = repo / "deploy/overlays/dev/secrets"
     before = {p.name: p.read_text() for p in folder.glob("*.yaml")}
     new = "n3w-Db-pass:w@rd"

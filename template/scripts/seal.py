@@ -5,10 +5,11 @@
     make rotate-fernet ENV=dev
 
 Values come from environment variables or a hidden prompt, never from arguments
-(arguments end up in shell history and `ps`). Generated values (fernet key, webserver
-secret key) are created here and never shown, and once sealed they are kept: a new fernet
-key would make every stored connection and variable unreadable, a new webserver key signs
-everyone out. Only `make rotate-fernet`, an explicit value (AIRFLOW_FERNET_KEY, ...) or
+(arguments end up in shell history and `ps`). Generated values (fernet key; webserver
+secret key, or API secret key and JWT secret) are created here and never shown, and once sealed
+they are kept: a new fernet key would make every stored connection and variable unreadable, a
+new webserver or API key signs everyone out, a new JWT secret fails running tasks. Only
+`make rotate-fernet`, an explicit value (AIRFLOW_FERNET_KEY, ...) or
 `--regenerate` (REGENERATE=1) replace them. Every value is checked before anything is
 written; only the named SealedSecret entries are rewritten; comments and key order are kept.
 
@@ -370,8 +371,9 @@ def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
               parts: dict[str, str | None] | None = None, flavor: str | None = None) -> FilePlan:
     """Seal the encryptedData entries of one SealedSecret file, in memory.
 
-    `values` are given plaintexts (rotate-fernet). A generated entry (fernet key, webserver
-    key) that is sealed already is kept unless its variable gives a value or `regenerate`."""
+    `values` are given plaintexts (rotate-fernet); `flavor` gives airflow-fernet-key its chart's
+    key. A generated entry (fernet key, webserver, API or JWT key) that is sealed already is kept
+    unless its variable gives a value or `regenerate`."""
     yaml = _yaml()
     doc = yaml.load(path.read_text())
     if not doc or doc.get("kind") != "SealedSecret":
@@ -606,8 +608,9 @@ def main(argv: list[str] | None = None) -> int:
         if name == "seal":
             p.add_argument("--secret", help="only this SealedSecret (file name without .yaml)")
             p.add_argument("--regenerate", action="store_true",
-                           help="replace sealed generated keys (fernet, webserver) with new ones: before go-live "
-                                "only, a new fernet key makes stored connections and variables unreadable")
+                           help="replace sealed generated keys (fernet, webserver, API, JWT) with new ones: "
+                                "before go-live only, a new fernet key makes stored connections and variables "
+                                "unreadable")
     args = parser.parse_args(argv)
     try:
         return args.func(args)
