@@ -463,6 +463,7 @@ RULES: dict[str, Callable[..., str]] = {
     "redis_host": redis_host,
     "redis_tls": boolean("redis_tls"),
     "production_like": boolean("production_like"),
+    "keda_autoscaling": boolean("keda_autoscaling"),
     "rds_tls_verify": boolean("rds_tls_verify"),
     "web_certificate_arn": web_certificate_arn,
     "redis_port": port("redis_port"),

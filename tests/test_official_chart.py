@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import netpol
 import pytest
 import yaml
-from airflow_gitops import facts
+from airflow_gitops import facts, podsecurity
 from conftest import run_make, run_validate, shared_path
 from controller import make_cert, make_key, unseal_object
 from test_runtime import PASSWORDS  # what the rules allow that URL quoting and pgbouncer's auth file could get wrong
@@ -269,3 +270,88 @@ def test_a_new_copy_gets_the_official_chart_and_a_community_version_keeps_commun
     # An answers file from before the question (chart_version 8.9.0, no airflow_chart) stays community.
     legacy = copy_project(tmp_path / "old", {**fresh, "chart_version": "8.9.0", "airflow_image_tag": "2.8.4-python3.9"})
     assert yaml.safe_load((legacy / facts.ANSWERS_FILE).read_text())["airflow_chart"] == "community"
+
+
+# ---------------------------------------------------------------- KEDA and NetworkPolicies
+@pytest.fixture(scope="module")
+def keda(tmp_path_factory, copy_project, official_answers, controller_key, monkeypatch_module):
+    """A production-like environment whose Celery workers KEDA scales, sealed and rendered."""
+    tmp = tmp_path_factory.mktemp("keda")
+    cert = make_cert(controller_key, tmp / "cert.pem")
+    for name, value in PASSWORDS.items():
+        monkeypatch_module.setenv(name, value)
+    repo = copy_project(tmp / "repo", {**official_answers, "keda_autoscaling": True, "production_like": True,
+                                       "sealed_secrets_cert": str(cert)})
+    (repo / "deploy/overlays/dev/rds-ca-bundle.pem").write_bytes(cert.read_bytes())  # what make rds-ca writes
+    result = render_official(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return repo, objects(repo)
+
+
+def by_kind(objs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objs if o["kind"] == kind}
+
+
+def test_keda_scales_the_workers_on_their_own_connection(keda) -> None:
+    repo, objs = keda
+    (scaled,) = by_kind(objs, "ScaledObject").values()
+    target = scaled["spec"]["scaleTargetRef"]
+    worker = by_kind(objs, target["kind"])[target["name"]]
+    assert "replicas" not in worker["spec"], "KEDA owns the worker count"
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (2, facts.KEDA_MAX_WORKERS)
+    (container,) = [c for c in worker["spec"]["template"]["spec"]["containers"]
+                    if c["name"] == target["envSourceContainerName"]]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "postgresql" and "task_instance" in trigger["metadata"]["query"]
+    (env,) = [e for e in container["env"] if e["name"] == trigger["metadata"]["connectionFromEnv"]]
+    ref = env["valueFrom"]["secretKeyRef"]
+    sealed = by_kind(objects(repo, "overlay"), "SealedSecret")[ref["name"]]
+    assert ref["key"] in sealed["spec"]["encryptedData"], "KEDA reads a key the SealedSecret holds"
+    result = run_validate(repo, strict=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_validate_refuses_keda_around_pgbouncer(keda, tmp_path) -> None:
+    repo, _ = keda
+    path = repo / "deploy/overlays/dev/values.yaml"
+    before = path.read_text()
+    try:
+        path.write_text(before.replace("      usePgbouncer: true\n", "      usePgbouncer: false\n"))
+        result = run_validate(repo)
+        assert result.returncode != 0 and "`workers.celery.keda.usePgbouncer` must stay true" in result.stdout
+    finally:
+        path.write_text(before)
+
+
+def test_network_policies_let_the_airflow_3_flows_through_and_nothing_else(keda) -> None:
+    """Evaluated with tests/netpol.py (Kubernetes' semantics; no CNI runs here): every pod of the
+    release reaches pgbouncer, workers reach the api-server's Execution API, the ALB reaches the
+    api-server, the KEDA operator reaches pgbouncer; the Jenkins agent and other KEDA pods do not."""
+    repo, objs = keda
+    policies = list(by_kind(objects(repo, "overlay"), "NetworkPolicy").values())
+    namespace = yaml.safe_load((repo / "build/render/dev/release.yaml").read_text())["namespace"]
+    pods = {name: netpol.Pod(name, namespace, o["spec"]["template"]["metadata"].get("labels") or {},
+                             {p["name"]: p["containerPort"] for c in o["spec"]["template"]["spec"]["containers"]
+                              for p in c.get("ports") or [] if "name" in p})
+            for name, o in objs_with_pods(objs).items()}
+    release = yaml.safe_load((repo / ".copier-answers.yml").read_text())["project_name"]
+    pgbouncer, api = pods[f"{release}-pgbouncer"], pods[f"{release}-api-server"]
+    clients = [p for p in pods.values() if p is not pgbouncer]
+    assert len(clients) >= 7, [p.name for p in clients]  # api-server, scheduler, dag-processor, ... and the Jobs
+    for client in clients:
+        assert netpol.allowed(policies, client, pgbouncer, facts.PGBOUNCER_PORT), client.name
+    api_port = api.ports["api-server"]
+    assert netpol.allowed(policies, pods[f"{release}-worker"], api, api_port)  # the Execution API
+    assert netpol.allowed(policies, netpol.Address("10.0.12.34"), api, api_port)  # the ALB, target-type ip
+    keda_ns = {"kubernetes.io/metadata.name": facts.KEDA_NAMESPACE}
+    operator = netpol.Pod("keda-operator", facts.KEDA_NAMESPACE, facts.KEDA_OPERATOR_LABELS, namespace_labels=keda_ns)
+    other = netpol.Pod("keda-admission", facts.KEDA_NAMESPACE, {"app": "keda-admission-webhooks"},
+                       namespace_labels=keda_ns)
+    agent = netpol.Pod("jenkins-agent", namespace, {"app.kubernetes.io/name": "airflow-dag-publisher"})
+    assert netpol.allowed(policies, operator, pgbouncer, facts.PGBOUNCER_PORT)
+    assert not netpol.allowed(policies, other, pgbouncer, facts.PGBOUNCER_PORT)
+    assert not netpol.allowed(policies, agent, pgbouncer, facts.PGBOUNCER_PORT)
+
+
+def objs_with_pods(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objs if podsecurity.pod_spec(o) is not None and o["kind"] != "Pod"}

@@ -108,7 +108,7 @@ def facts_port(dep: Deployment) -> int:
 def test_airflow3_release_runs_a_dag_on_the_celery_worker(prerequisites, official_repo, workdir,
                                                           controller_key) -> None:
     python, chart = prerequisites
-    repo = official_repo()
+    repo = official_repo(keda_autoscaling=True)
     with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
         bring_up(dep, chart)
         dep.start(name(dep, "create-user"))
@@ -132,6 +132,21 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(prerequisites, officia
         # The create-user Job made the admin from the sealed Secret (FAB auth manager).
         email = dep.objects.secrets["airflow-admin-user"]["email"]
         dep.wait_for_sql("SELECT username, email FROM ab_user", f"admin|{email}", 120)
+        assert keda_query(dep) == 0, "nothing queued or running once the run succeeded"
+
+
+def keda_query(dep: Deployment) -> int:
+    """The ScaledObject's query on the connection KEDA takes from the worker container's env,
+    through pgbouncer, as the KEDA operator runs it (here from the worker pod's network)."""
+    (scaled,) = dep.rendered.kinds("ScaledObject")
+    (trigger,) = scaled["spec"]["triggers"]
+    env, query = trigger["metadata"]["connectionFromEnv"], trigger["metadata"]["query"]
+    code = ("import os, sys, psycopg2; c = psycopg2.connect(os.environ[sys.argv[1]]); cur = c.cursor(); "
+            "cur.execute(sys.argv[2]); print(cur.fetchone()[0])")
+    proc = dep.exec(name(dep, "worker"), ["python", "-c", code, env, query], container="worker", timeout=60)
+    if proc.returncode != 0:
+        raise HarnessError(f"KEDA's query failed: {proc.stderr[-1000:]}")
+    return int(float(proc.stdout.strip().splitlines()[-1]))
 
 
 def _healthy(dep: Deployment) -> bool:

@@ -63,6 +63,11 @@ S3_LOG_COMPONENTS = ("workers", "triggerer", "apiServer")
 OFFICIAL_SERVICE_ACCOUNTS = {"workers": "worker", "triggerer": "triggerer", "apiServer": "api-server"}
 API_SERVER_HEALTH_PATH = "/api/v2/monitor/health"  # the chart's api-server probes
 PGBOUNCER_PORT = 6543  # the official chart's ports.pgbouncer
+# keda_autoscaling: KEDA's own Helm chart installs its operator here, with this pod label; the
+# operator runs the chart's scaling query against the metadata database through pgbouncer.
+KEDA_NAMESPACE = "keda"
+KEDA_OPERATOR_LABELS = {"app": "keda-operator"}
+KEDA_MAX_WORKERS = 10
 PGBOUNCER_RDS_CA_DIR = "/etc/pgbouncer-rds-ca"  # where pgbouncer reads root.crt (rds_tls_verify)
 
 

@@ -122,9 +122,29 @@ def stack_rules(user: dict, v: dict, version: str) -> list[str]:
         if dig(v, f"{job}.enabled") is not False and dig(v, f"{job}.useHelmHooks") is not False:
             e.append(f"`{job}.useHelmHooks` must be false: as a Helm hook it runs after the pods it must come "
                      "before (Helm --wait deadlocks) and Argo CD replays it at every sync")
+    e += keda_rules(v)
     text = json.dumps({k: user.get(k) for k in ("env", "config", "extraEnv", "secret")})
     if STATIC_AWS_KEYS.search(text):
         e.append("static AWS keys in values: the pods take the IAM role (IRSA or Pod Identity)")
+    return e
+
+
+def _keda(v: dict, key: str) -> object:
+    """workers.celery.keda.<key>, else the deprecated workers.keda.<key> (the chart's own precedence)."""
+    value = dig(v, f"workers.celery.keda.{key}")
+    return dig(v, f"workers.keda.{key}") if value is None else value
+
+
+def keda_rules(v: dict) -> list[str]:
+    if _keda(v, "enabled") is not True:
+        return []
+    e = []
+    if not uses_celery(v):
+        e.append("`workers.celery.keda.enabled` scales Celery workers: with this executor the chart renders no "
+                 "ScaledObject")
+    if _keda(v, "usePgbouncer") is False and dig(v, "pgbouncer.enabled"):
+        e.append("`workers.celery.keda.usePgbouncer` must stay true: false makes KEDA read key `kedaConnection` of "
+                 "the metadata Secret, which nothing seals (and a path from KEDA to RDS)")
     return e
 
 
