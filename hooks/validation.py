@@ -464,6 +464,8 @@ RULES: dict[str, Callable[..., str]] = {
     "redis_tls": boolean("redis_tls"),
     "production_like": boolean("production_like"),
     "keda_autoscaling": boolean("keda_autoscaling"),
+    "metrics": lambda value: "" if value in facts.METRICS_CHOICES else (
+        f"metrics {value!r} is invalid: must be one of {', '.join(facts.METRICS_CHOICES)}"),
     "rds_tls_verify": boolean("rds_tls_verify"),
     "web_certificate_arn": web_certificate_arn,
     "redis_port": port("redis_port"),

@@ -44,22 +44,23 @@ def selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
     return True
 
 
-def allowed(policies: list[dict[str, Any]], source: Pod | Address, dest: Pod, port: int) -> bool:
-    """Whether `dest` accepts a TCP connection from `source` on `port`."""
+def allowed(policies: list[dict[str, Any]], source: Pod | Address, dest: Pod, port: int,
+            protocol: str = "TCP") -> bool:
+    """Whether `dest` accepts traffic from `source` on `port` (a TCP connection unless `protocol`)."""
     applying = [p for p in policies if (p["metadata"].get("namespace") or dest.namespace) == dest.namespace
                 and "Ingress" in (p["spec"].get("policyTypes") or ["Ingress"])
                 and selects(p["spec"].get("podSelector"), dest.labels)]
     if not applying:
         return True
-    return any(_rule_matches(rule, policy, source, dest, port)
+    return any(_rule_matches(rule, policy, source, dest, port, protocol)
                for policy in applying for rule in policy["spec"].get("ingress") or [])
 
 
-def _rule_matches(rule: dict, policy: dict, source: Pod | Address, dest: Pod, port: int) -> bool:
+def _rule_matches(rule: dict, policy: dict, source: Pod | Address, dest: Pod, port: int, protocol: str) -> bool:
     peers = rule.get("from")
     peer_ok = peers is None or any(_peer_matches(peer, policy, source, dest) for peer in peers)
     ports = rule.get("ports")
-    port_ok = ports is None or any(_port_matches(p, dest, port) for p in ports)
+    port_ok = ports is None or any(_port_matches(p, dest, port, protocol) for p in ports)
     return peer_ok and port_ok
 
 
@@ -81,8 +82,8 @@ def _peer_matches(peer: dict, policy: dict, source: Pod | Address, dest: Pod) ->
     return ns_ok and ("podSelector" not in peer or selects(peer["podSelector"], source.labels))
 
 
-def _port_matches(spec: dict, dest: Pod, port: int) -> bool:
-    if (spec.get("protocol") or "TCP") != "TCP":
+def _port_matches(spec: dict, dest: Pod, port: int, protocol: str) -> bool:
+    if (spec.get("protocol") or "TCP") != protocol:
         return False
     wanted = spec.get("port")
     if wanted is None:

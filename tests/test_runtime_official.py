@@ -12,6 +12,7 @@ the task through the api-server's Execution API), DAGs published by scripts/sync
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,9 @@ def facts_port(dep: Deployment) -> int:
 def test_airflow3_release_runs_a_dag_on_the_celery_worker(prerequisites, official_repo, workdir,
                                                           controller_key) -> None:
     python, chart = prerequisites
-    repo = official_repo(keda_autoscaling=True)
+    repo = official_repo(keda_autoscaling=True, metrics="prometheus-operator")
     with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
-        bring_up(dep, chart)
+        bring_up(dep, chart, before=capture_statsd)
         dep.start(name(dep, "create-user"))
         dep.wait_log(name(dep, "worker"), "ready.", RELEASE_TIMEOUT, fatal=BROKER_FAILURES)
         wait_for("the api-server reports healthy", lambda: _healthy(dep), RELEASE_TIMEOUT,
@@ -133,6 +134,43 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(prerequisites, officia
         email = dep.objects.secrets["airflow-admin-user"]["email"]
         dep.wait_for_sql("SELECT username, email FROM ab_user", f"admin|{email}", 120)
         assert keda_query(dep) == 0, "nothing queued or running once the run succeeded"
+        # Every Airflow metric an alert reads is one real Airflow sends, named as the chart's
+        # statsd-exporter mappings name it.
+        wait_for("Airflow sends the metrics the alerts read", lambda: not alert_metrics_missing(dep), 120,
+                 evidence=lambda: f"missing: {alert_metrics_missing(dep)}; seen: {sorted(statsd_names(dep))[:40]}")
+
+
+def capture_statsd(dep: Deployment) -> None:
+    """The statsd-exporter's ingest side: a UDP socket at the Service's port, logging what arrives
+    (the exporter itself is on no registry reachable here)."""
+    code = ("import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            f"s.bind(('127.0.0.1', {facts.STATSD_PORTS['ingest']}))\n"
+            "while True: sys.stdout.write(s.recv(65535).decode(errors='replace') + '\\n'); sys.stdout.flush()")
+    dep.statsd = dep.sandbox.spawn("statsd-ingest", ["python3", "-u", "-c", code])
+
+
+def statsd_names(dep: Deployment) -> set[str]:
+    return {line.split(":", 1)[0] for line in dep.statsd.text().splitlines() if ":" in line}
+
+
+def prometheus_name(statsd_name: str, mappings: list[dict]) -> str:
+    """statsd_exporter's naming: the first matching mapping (glob: `*` is one dot-free part), else
+    the name with every character Prometheus does not allow made `_`."""
+    for m in mappings:
+        pattern = m["match"] if m.get("match_type") == "regex" else \
+            "^" + re.escape(m["match"]).replace(r"\*", "([^.]+)") + "$"
+        if re.fullmatch(pattern, statsd_name):
+            return re.sub(pattern, m["name"].replace("$", "\\"), statsd_name)
+    return re.sub(r"[^a-zA-Z0-9_]", "_", statsd_name)
+
+
+def alert_metrics_missing(dep: Deployment) -> list[str]:
+    mappings = yaml.safe_load(dep.rendered.get("ConfigMap", name(dep, "statsd"))["data"]["mappings.yml"])["mappings"]
+    (rule,) = dep.rendered.kinds("PrometheusRule")
+    wanted = {m for r in rule["spec"]["groups"][0]["rules"] for m in re.findall(r"\b(airflow_\w+)\{", r["expr"])}
+    assert len(wanted) == 3, wanted  # heartbeat, import errors, queued tasks (pgbouncer's come from its exporter)
+    seen = {prometheus_name(n, mappings) for n in statsd_names(dep)}
+    return sorted(wanted - seen)
 
 
 def keda_query(dep: Deployment) -> int:

@@ -13,12 +13,14 @@ constraints (the PyPI state when that version was released), compiled with `--co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,8 @@ HERE = Path(__file__).resolve().parent
 RUNTIME_DIR = Path(os.environ.get("AIRFLOW_RUNTIME_DIR", ROOT / ".runtime"))
 # Debian packages the harness starts (bound to 127.0.0.1 by the tests) and the DAG bench uses.
 DEBIAN_PACKAGES = {"postgres": "postgresql", "pgbouncer": "pgbouncer", "redis-server": "redis-server",
-                   "rsync": "rsync", "fusermount3": "fuse3", "openssl": "openssl"}
+                   "rsync": "rsync", "fusermount3": "fuse3", "openssl": "openssl",
+                   "promtool": "prometheus"}  # promtool: the PrometheusRule alerts are unit-tested with it
 POSTGRES_BIN = "/usr/lib/postgresql/15/bin"  # bookworm's PostgreSQL 15: initdb/postgres are not on PATH
 
 
@@ -139,10 +142,26 @@ def install_debian() -> None:
         raise SystemExit(f"install: missing Debian packages {' '.join(missing)}: run as root or apt-get install them")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    if subprocess.run(cmd, env=env).returncode != 0:  # stale package lists on a fresh machine
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-        subprocess.run(cmd, check=True, env=env)
+    with no_service_starts():
+        if subprocess.run(cmd, env=env).returncode != 0:  # stale package lists on a fresh machine
+            subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+            subprocess.run(cmd, check=True, env=env)
     print(f"install: installed {' '.join(missing)} (no service is started: the tests start their own)")
+
+
+@contextlib.contextmanager
+def no_service_starts(policy: Path = Path("/usr/sbin/policy-rc.d")) -> Iterator[None]:
+    """Debian's own switch: a policy-rc.d that exits 101 stops package scripts from starting
+    services (postgresql, redis-server, prometheus would otherwise listen on every address)."""
+    if policy.exists():
+        yield
+        return
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    try:
+        yield
+    finally:
+        policy.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:

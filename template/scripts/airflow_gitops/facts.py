@@ -68,6 +68,14 @@ PGBOUNCER_PORT = 6543  # the official chart's ports.pgbouncer
 KEDA_NAMESPACE = "keda"
 KEDA_OPERATOR_LABELS = {"app": "keda-operator"}
 KEDA_MAX_WORKERS = 10
+# metrics: prometheus-operator (kube-prometheus-stack's defaults): Prometheus runs in this
+# namespace with this pod label, and selects ServiceMonitors and PrometheusRules by this label.
+METRICS_CHOICES = ("none", "prometheus-operator")
+PROMETHEUS_NAMESPACE = "monitoring"
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+PROMETHEUS_SELECTOR_LABELS = {"release": "kube-prometheus-stack"}
+STATSD_PORTS = {"ingest": 9125, "scrape": 9102}  # the official chart's ports.statsdIngest/statsdScrape
+PGBOUNCER_METRICS_PORT = 9127  # its pgbouncer metrics exporter sidecar (ports.pgbouncerScrape)
 PGBOUNCER_RDS_CA_DIR = "/etc/pgbouncer-rds-ca"  # where pgbouncer reads root.crt (rds_tls_verify)
 
 
