@@ -151,3 +151,21 @@ def test_statsd_and_the_scrape_pass_the_network_policies_and_nothing_else_does(m
     assert not netpol.allowed(policies, prometheus, pgbouncer, facts.PGBOUNCER_PORT), "metrics, not the database"
     agent = netpol.Pod("jenkins-agent", NAMESPACE, {"app.kubernetes.io/name": "airflow-dag-publisher"})
     assert not netpol.allowed(policies, agent, statsd, facts.STATSD_PORTS["scrape"])
+
+
+def test_validate_refuses_a_rule_prometheus_would_not_load(monitored) -> None:
+    """The generated repo's own `make validate` runs promtool on the PrometheusRule (when installed)."""
+    promtool()
+    repo, _ = monitored
+    path = repo / "deploy/overlays/dev/prometheusrule-airflow.yaml"
+    before = path.read_text()
+    try:
+        path.write_text(before.replace("          for: 10m\n", "          for: ten minutes\n", 1))
+        result = run_validate(repo)
+        assert result.returncode != 0 and "is not a Prometheus duration" in result.stdout, result.stdout
+        metric = "max(airflow_dag_processing_import_errors"
+        path.write_text(before.replace(metric, metric + "(", 1))  # PromQL that does not parse
+        result = run_validate(repo)
+        assert result.returncode != 0 and "promtool check rules:" in result.stdout, result.stdout
+    finally:
+        path.write_text(before)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_gitops.facts import KUBECTL_MIN_MINOR, KUBERNETES_VERSION
+from airflow_gitops.validate.alerts import check_prometheus_rules
 from airflow_gitops.validate.argocd import check_argo_applications
 from airflow_gitops.validate.build import BuildError, check_yaml_files, discover_builds, find_kubectl, kustomize_build
 from airflow_gitops.validate.chart import load_chart_values
@@ -110,6 +111,7 @@ def check_builds(report: Report, run: Run, every: dict[str, list[dict]]) -> set[
         issues += check_sealed_secrets(objs, env_of(name), run.strict)
         issues += check_volumes(context if is_overlay(name) else objs)
         issues += check_flux_kustomizations(objs, run.repo, run.generated)
+        issues += check_prometheus_rules(objs)
         if is_overlay(name):  # an environment overlay
             issues += check_namespace(context)
         for issue in dict.fromkeys(issues):  # an issue of the shared context once per build
