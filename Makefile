@@ -12,12 +12,14 @@ HELM := $(CURDIR)/.tools/bin/helm
 GROOVY_LINT := $(CURDIR)/.tools/npm/node_modules/.bin/npm-groovy-lint
 # GitHub Actions workflow validator (SchemaStore's workflow schema plus path and glob checks).
 ACTION_VALIDATOR := $(CURDIR)/.tools/npm/node_modules/.bin/action-validator
+# The Prometheus Operator's CRD types (ServiceMonitor, PrometheusRule) as validators, for the tests.
+PROMETHEUS_TYPES := $(CURDIR)/.tools/npm/node_modules/@kubernetes-models/prometheus-operator/package.json
 # Reference data beside the checkout (schemas, chart values); optional outside CI.
 SHARED ?= $(abspath ../shared)
 DEMO_DIR ?= build/demo
 PYTEST_ARGS ?= -n 2
 
-export KUBECTL HELM GROOVY_LINT ACTION_VALIDATOR
+export KUBECTL HELM GROOVY_LINT ACTION_VALIDATOR PROMETHEUS_TYPES
 ifneq ($(wildcard $(SHARED)/schemas),)
 export AIRFLOW_GITOPS_SCHEMA_DIR := $(SHARED)/schemas
 export AIRFLOW_CHART_VALUES := $(SHARED)/chart/airflow-8.9.0-values.yaml
@@ -44,7 +46,10 @@ $(GROOVY_LINT) $(ACTION_VALIDATOR):
 	npm install --prefix .tools/npm --no-audit --no-fund --loglevel=error npm-groovy-lint@16.2.0 \
 		@action-validator/cli@0.6.0 @action-validator/core@0.6.0
 
-setup: $(VENV)/.installed $(KUBECTL) $(GROOVY_LINT) $(ACTION_VALIDATOR) ## create .venv, install kubectl/helm, npm-groovy-lint and action-validator into .tools
+$(PROMETHEUS_TYPES): | $(GROOVY_LINT)
+	npm install --prefix .tools/npm --no-audit --no-fund --loglevel=error @kubernetes-models/prometheus-operator@6.0.0
+
+setup: $(VENV)/.installed $(KUBECTL) $(GROOVY_LINT) $(ACTION_VALIDATOR) $(PROMETHEUS_TYPES) ## create .venv, install kubectl/helm, npm-groovy-lint, action-validator and the Prometheus Operator's types into .tools
 
 tools: $(KUBECTL)
 

@@ -2,11 +2,14 @@
 in Prometheus and alerts on what stops Airflow. The rendered PrometheusRule runs in real promtool
 (Debian's prometheus package, `make runtime`) against series that must fire each alert and series
 that must not; the ServiceMonitor must select the chart's metric Services by their real port names,
-and the NetworkPolicies must let StatsD and the scrape through. tests/test_runtime_official.py
+the NetworkPolicies must let StatsD and the scrape through, and both objects must pass the
+operator's CRD types (tests/crd_types.mjs). tests/test_runtime_official.py
 checks that real Airflow 3.1.8 emits the metrics the alerts read."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,7 +20,7 @@ import netpol
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import run_validate, skip_or_fail
+from conftest import ROOT, run_validate, skip_or_fail
 from controller import make_cert, make_key
 from test_official_chart import by_kind, objects, objs_with_pods, render_official
 from test_runtime import PASSWORDS, environ
@@ -169,3 +172,25 @@ def test_validate_refuses_a_rule_prometheus_would_not_load(monitored) -> None:
         assert result.returncode != 0 and "promtool check rules:" in result.stdout, result.stdout
     finally:
         path.write_text(before)
+
+
+def crd_types(objs: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    pkg = Path(os.environ.get("PROMETHEUS_TYPES", ROOT / ".tools/npm/node_modules/@kubernetes-models/"
+                              "prometheus-operator/package.json")).parent
+    if not pkg.is_dir():
+        skip_or_fail(f"@kubernetes-models/prometheus-operator not installed at {pkg}: run `make setup`")
+    return subprocess.run(["node", str(ROOT / "tests/crd_types.mjs"), str(pkg)], capture_output=True, text=True,
+                          input="\n".join(json.dumps(o) for o in objs), timeout=60)
+
+
+def test_the_monitoring_objects_match_the_operators_crd_types(monitored) -> None:
+    repo, _ = monitored
+    monitoring = [o for o in objects(repo, "overlay") if o["kind"] in ("ServiceMonitor", "PrometheusRule")]
+    result = crd_types(monitoring)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(result.stdout.split()) == sorted(["ok", "ok", "PrometheusRule/airflow", "ServiceMonitor/airflow"])
+    # and the check can fail: a scrape interval as a number, a rule group without its name
+    (monitor,) = [o for o in monitoring if o["kind"] == "ServiceMonitor"]
+    broken = json.loads(json.dumps(monitor))
+    broken["spec"]["endpoints"][0]["interval"] = 30
+    assert crd_types([broken]).returncode != 0
