@@ -355,3 +355,18 @@ def test_network_policies_let_the_airflow_3_flows_through_and_nothing_else(keda)
 
 def objs_with_pods(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o for o in objs if podsecurity.pod_spec(o) is not None and o["kind"] != "Pod"}
+
+
+def test_production_like_runs_two_of_every_component_with_a_budget(keda) -> None:
+    """pgbouncer included: two replicas, never on one node, at most one down in a drain."""
+    _, objs = keda
+    deployments = by_kind(objs, "Deployment")
+    replicas = {name: d["spec"].get("replicas") for name, d in deployments.items()}
+    assert replicas == {"airflow-api-server": 2, "airflow-dag-processor": 2, "airflow-pgbouncer": 2,
+                        "airflow-scheduler": 2, "airflow-triggerer": 2, "airflow-worker": None}  # KEDA's
+    budgets = {p["spec"]["selector"]["matchLabels"]["component"]: p["spec"]
+               for p in by_kind(objs, "PodDisruptionBudget").values()}
+    assert set(budgets) == {"api-server", "dag-processor", "pgbouncer", "scheduler", "triggerer", "worker"}
+    assert all(b.get("maxUnavailable") == 1 for b in budgets.values()), budgets
+    anti = deployments["airflow-pgbouncer"]["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert anti["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
