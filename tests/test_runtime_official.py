@@ -99,6 +99,21 @@ def api_health(dep: Deployment) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def trusts_the_alb(dep: Deployment) -> bool:
+    """A request as the ALB forwards it (X-Forwarded-Proto: https, the client in X-Forwarded-For):
+    the api-server's access log names that client only if it applies the forwarded headers, the
+    same middleware that gives the request its https scheme (Secure cookies, redirects)."""
+    client = "10.0.12.34"
+    code = ("import urllib.request; urllib.request.urlopen(urllib.request.Request("
+            f"'http://127.0.0.1:{facts_port(dep)}{facts.API_SERVER_HEALTH_PATH}', headers="
+            f"{{'X-Forwarded-Proto': 'https', 'X-Forwarded-For': '{client}'}}), timeout=5).read()")
+    proc = dep.exec(name(dep, "api-server"), ["python", "-c", code], timeout=30)
+    if proc.returncode != 0:
+        raise HarnessError(f"health request failed: {proc.stderr[-500:]}")
+    dep.wait_log(name(dep, "api-server"), f"{client}:", 30)
+    return True
+
+
 def facts_port(dep: Deployment) -> int:
     container = dep.rendered.get("Deployment", name(dep, "api-server"))["spec"]["template"]["spec"]["containers"][0]
     probe = container["livenessProbe"]["httpGet"]
@@ -116,6 +131,7 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(prerequisites, officia
         dep.wait_log(name(dep, "worker"), "ready.", RELEASE_TIMEOUT, fatal=BROKER_FAILURES)
         wait_for("the api-server reports healthy", lambda: _healthy(dep), RELEASE_TIMEOUT,
                  evidence=lambda: dep.process(name(dep, "api-server")).tail(40))
+        assert trusts_the_alb(dep), "behind the ALB the api-server must see https"
         dep.wait_dag(DAG, 180)
         run_id = dep.trigger(DAG)
         dep.wait_run(DAG, run_id, 300, evidence_from=(name(dep, "scheduler"), name(dep, "worker"),
