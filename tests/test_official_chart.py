@@ -179,6 +179,8 @@ BREAKS = {  # an edit a user might make -> what make validate must say
     "schema": ("deploy/overlays/dev/values.yaml", "\nstatsd:\n  enabled: sometimes\n",
                "values.schema.json: at '/statsd/enabled'"),
     "generated-jwt": ("deploy/base/values.yaml", None, "`jwtSecretName` must name a Secret"),
+    "top-level-typo": ("deploy/overlays/dev/values.yaml", "\nschedulr:\n  replicas: 2\n",
+                       "unknown top-level values key 'schedulr'"),
     "missing-secret": ("deploy/overlays/dev/secrets/kustomization.yaml", None,
                        "names Secret 'airflow-jwt-secret', which nothing in namespace"),
 }

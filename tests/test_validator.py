@@ -697,7 +697,8 @@ def test_argo_valid_fixture_passes(argo_repo: Path, schemas: None, chart_values:
     assert report.errors == 0, "\n".join(report.lines)
     assert report.builds == 3  # clusters/dev (its own kustomization), deploy/overlays/dev, infrastructure
     warns = [line for line in report.lines if line.startswith("WARN")]
-    assert warns == ["WARN schemas: not schema-checked (no schema; set AIRFLOW_GITOPS_SCHEMA_DIR or go online): "
+    assert warns == ["WARN schemas: not schema-checked (no schema: none for it in AIRFLOW_GITOPS_SCHEMA_DIR, which "
+                     "turns the online catalog off): "
                      "AppProject (argoproj.io/v1alpha1)"], report.lines
 
 

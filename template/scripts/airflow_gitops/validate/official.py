@@ -68,6 +68,9 @@ def official_rules(values: dict, version: str, repo: Path | None, namespace: str
         defaults, schema = known
         merged = deep_merge(defaults, values, drop_nulls=True)
         found += [("ERROR", msg) for msg in schema_errors(merged, schema)]
+        # The chart's schema allows any top-level key, so a misspelt one (`schedulr:`) is silently ignored.
+        found += [("ERROR", f"unknown top-level values key {key!r}: the chart {version} has no such key (typo?)")
+                  for key in sorted(set(values) - set(defaults))]
     found += [("ERROR", msg) for msg in stack_rules(values, merged, version)]
     flavor = chart(FLAVOR, version)
     if flavor and len(release) > flavor.release_name_max:
