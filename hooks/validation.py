@@ -303,6 +303,24 @@ def pg_identifier(field: str) -> Callable[[Any], str]:
     return rule
 
 
+def keda_autoscaling(value: Any, flavor: Any = "official", celery: Any = True) -> str:
+    if err := boolean("keda_autoscaling")(value):
+        return err
+    if value is True and (flavor != "official" or not celery):
+        return ("keda_autoscaling scales Celery workers on the official chart (workers.celery.keda): "
+                "answer false, or use airflow_chart=official with a Celery executor")
+    return ""
+
+
+def metrics(value: Any, flavor: Any = "official") -> str:
+    if value not in facts.METRICS_CHOICES:
+        return f"metrics {value!r} is invalid: must be one of {', '.join(facts.METRICS_CHOICES)}"
+    if value != "none" and flavor != "official":
+        return (f"metrics {value!r} needs the official chart (the community chart has no StatsD settings): "
+                "answer none, or use airflow_chart=official")
+    return ""
+
+
 def redis_auth(value: Any, tls: Any = True) -> str:
     # ElastiCache enables AUTH only on replication groups with in-transit encryption.
     if err := boolean("redis_auth")(value):
@@ -463,9 +481,8 @@ RULES: dict[str, Callable[..., str]] = {
     "redis_host": redis_host,
     "redis_tls": boolean("redis_tls"),
     "production_like": boolean("production_like"),
-    "keda_autoscaling": boolean("keda_autoscaling"),
-    "metrics": lambda value: "" if value in facts.METRICS_CHOICES else (
-        f"metrics {value!r} is invalid: must be one of {', '.join(facts.METRICS_CHOICES)}"),
+    "keda_autoscaling": keda_autoscaling,
+    "metrics": metrics,
     "rds_tls_verify": boolean("rds_tls_verify"),
     "web_certificate_arn": web_certificate_arn,
     "redis_port": port("redis_port"),

@@ -372,3 +372,24 @@ def test_production_like_runs_two_of_every_component_with_a_budget(keda) -> None
     assert all(b.get("maxUnavailable") == 1 for b in budgets.values()), budgets
     anti = deployments["airflow-pgbouncer"]["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     assert anti["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
+
+
+NOT_APPLICABLE = {  # an answer given where it cannot apply is refused, never dropped
+    "metrics-on-community": ({"airflow_chart": "community"}, {"metrics": "prometheus-operator"}, "'metrics'",
+                             "needs the official chart"),
+    "keda-on-community": ({"airflow_chart": "community"}, {"keda_autoscaling": True}, "'keda_autoscaling'",
+                          "scales Celery workers on the official chart"),
+    "keda-without-celery": ({}, {"keda_autoscaling": True, "executor": "KubernetesExecutor"}, "'keda_autoscaling'",
+                            "scales Celery workers on the official chart"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_APPLICABLE))
+def test_an_answer_that_cannot_apply_is_refused(case, tmp_path, copy_project, official_answers,
+                                                demo_answers) -> None:
+    flavor, answers, question, rule = NOT_APPLICABLE[case]
+    base = demo_answers if flavor else official_answers
+    with pytest.raises(ValueError, match=r"Validation error for question " + question) as refused:
+        copy_project(tmp_path / "repo", {**base, **answers})
+    assert rule in str(refused.value)
+    assert not (tmp_path / "repo").exists() or not any((tmp_path / "repo").iterdir())
