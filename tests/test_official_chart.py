@@ -18,9 +18,10 @@ from urllib.parse import quote, unquote, urlsplit
 import netpol
 import pytest
 import yaml
-from airflow_gitops import facts, podsecurity
+from airflow_gitops import facts
 from conftest import run_make, run_validate, shared_path
 from controller import make_cert, make_key, unseal_object
+from test_production import by_kind, workloads
 from test_runtime import PASSWORDS  # what the rules allow that URL quoting and pgbouncer's auth file could get wrong
 
 ENGINES = {
@@ -290,10 +291,6 @@ def keda(tmp_path_factory, copy_project, official_answers, controller_key, monke
     return repo, objects(repo)
 
 
-def by_kind(objs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objs if o["kind"] == kind}
-
-
 def test_keda_scales_the_workers_on_their_own_connection(keda) -> None:
     repo, objs = keda
     (scaled,) = by_kind(objs, "ScaledObject").values()
@@ -356,7 +353,8 @@ def test_network_policies_let_the_airflow_3_flows_through_and_nothing_else(keda)
 
 
 def objs_with_pods(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objs if podsecurity.pod_spec(o) is not None and o["kind"] != "Pod"}
+    """The workloads with a pod template (not the chart's bare test Pods)."""
+    return {name: o for name, o in workloads(objs).items() if o["kind"] != "Pod"}
 
 
 def test_production_like_runs_two_of_every_component_with_a_budget(keda) -> None:
