@@ -204,12 +204,18 @@ def executor(value: Any, flavor: Any = None) -> str:
     return ""
 
 
-def extra_pip_packages(value: Any) -> str:
-    """PEP 508 requirements, pinned: an unpinned package changes under you at every pod start."""
+def extra_pip_packages(value: Any, flavor: Any = "community") -> str:
+    """PEP 508 requirements, pinned: an unpinned package changes under you at every pod start. Only
+    the community chart installs them (airflow.extraPipPackages): the official chart has no such
+    value, so there they would be silently dropped."""
     from packaging.requirements import InvalidRequirement, Requirement  # copier depends on it
 
-    if value in (None, ""):
+    if value in (None, "", []):
         return ""
+    if flavor == "official":
+        return ("extra_pip_packages is not supported with the official chart, which has no install-at-start "
+                "value: build an image FROM the Airflow image with them (pip install \"apache-airflow==<version>\" "
+                "<packages>) and answer airflow_image_repository and airflow_image_tag with it; or answer []")
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         return "extra_pip_packages must be a YAML list of strings, e.g. ['apache-airflow-providers-slack==8.6.0']"
     for item in value:

@@ -112,6 +112,20 @@ def test_bad_answer_breaks_its_rule(demo_answers, field, value, rule) -> None:
     assert field in message or "required" in message, message  # the message names the question
 
 
+def test_extra_pip_packages_are_refused_on_the_official_chart(official_answers) -> None:
+    """The official chart has no install-at-start value: the packages would be silently dropped."""
+    message = validate_like_copier("extra_pip_packages", ["apache-airflow-providers-slack==8.6.0"], official_answers)
+    assert "not supported with the official chart" in message and "build an image FROM" in message, message
+    assert validate_like_copier("extra_pip_packages", [], official_answers) == ""
+
+
+def test_extra_pip_packages_stop_an_official_copy(tmp_path: Path, copy_project, official_answers) -> None:
+    dst = tmp_path / "dst"
+    with pytest.raises(ValueError, match="Validation error for question 'extra_pip_packages'.*official chart"):
+        copy_project(dst, {**official_answers, "extra_pip_packages": ["apache-airflow-providers-slack==8.6.0"]})
+    assert_nothing_written(dst)
+
+
 def test_the_demo_answers_pass_every_rule(demo_answers) -> None:
     """The table can fail: the same calls accept good answers."""
     computed_defaults = {"production_like": False, "redis_tls": True, "rds_tls_verify": False, "redis_auth": True,

@@ -101,7 +101,9 @@ def test_flux_objects_wired(tmp_path: Path, copy_project, demo_answers) -> None:
     assert release["chart"]["spec"]["version"] == "8.9.0"
     assert release["releaseName"] == "airflow"
     assert release["install"]["remediation"]["retries"] > 0
-    assert release["upgrade"]["remediation"]["retries"] > 0
+    # Migrations are forward-only: a failed upgrade is retried, never rolled back.
+    assert release["upgrade"]["strategy"] == {"name": "RetryOnFailure", "retryInterval": "10m"}
+    assert "remediation" not in release["upgrade"]
     assert release["driftDetection"]["mode"] == "enabled"
     # valuesFrom names the hashed generator output, base first, then the environment.
     names = [ref["name"] for ref in release["valuesFrom"]]

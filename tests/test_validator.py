@@ -162,7 +162,8 @@ def base_files() -> dict[str, Any]:
         "spec": {"interval": "30m", "timeout": "15m", "releaseName": "airflow",
                  "chart": {"spec": {"chart": "airflow", "version": "8.9.0",
                                     "sourceRef": {"kind": "HelmRepository", "name": "airflow-stable"}}},
-                 "install": {"remediation": {"retries": 3}}, "upgrade": {"remediation": {"retries": 3}},
+                 "install": {"remediation": {"retries": 3}},
+                 "upgrade": {"strategy": {"name": "RetryOnFailure", "retryInterval": "10m"}},
                  "valuesFrom": [{"kind": "ConfigMap", "name": "airflow-values", "valuesKey": "values.yaml"}]}}
     return {
         "deploy/base/kustomization.yaml": {"resources": ["helmrepository.yaml", "helmrelease.yaml"]},
@@ -479,6 +480,25 @@ def test_helmrelease_source_and_version(repo: Path) -> None:
     assert "must pin an exact version (got '8.x')" in errs[1]
 
 
+@needs_kubectl
+@pytest.mark.parametrize("upgrade, how", [
+    ({"remediation": {"retries": 3}}, "rollback"),  # helm-controller's default strategy
+    ({"remediation": {"retries": -1, "strategy": "uninstall"}}, "uninstall"),
+    ({"remediation": {"remediateLastFailure": True}}, "rollback"),
+])
+def test_a_failed_upgrade_must_not_roll_back_past_the_migrations(repo: Path, upgrade: dict[str, Any],
+                                                                 how: str) -> None:
+    edit(repo, "deploy/base/helmrelease.yaml", lambda docs: docs[0]["spec"].update(upgrade=upgrade))
+    only_error(run(repo), f"a failed upgrade would be remediated by {how}", "RetryOnFailure")
+
+
+@needs_kubectl
+def test_an_upgrade_without_remediation_passes(repo: Path) -> None:
+    no_remediation = {"remediation": {"retries": 0}}
+    edit(repo, "deploy/base/helmrelease.yaml", lambda docs: docs[0]["spec"].update(upgrade=no_remediation))
+    assert errors(run(repo)) == []
+
+
 # ---------------------------------------------------------------- pure functions
 def test_values_merge_like_helm() -> None:
     cms = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "namespace": "ns"},
@@ -598,7 +618,8 @@ def argo_files(env: str = "dev") -> dict[str, Any]:
     env_values = {"serviceAccount": base_values.pop("serviceAccount")}
     sync = {"automated": {"prune": True, "selfHeal": True},
             "syncOptions": ["CreateNamespace=true", "ServerSideApply=true"],
-            "retry": {"limit": 10, "backoff": {"duration": "30s", "factor": 2, "maxDuration": "10m"}}}
+            "retry": {"limit": 10, "refresh": True,
+                      "backoff": {"duration": "30s", "factor": 2, "maxDuration": "10m"}}}
     return {
         ".copier-answers.yml": {"_commit": "v1.0.0", "_src_path": "/templates/airflow-eks-gitops",
                                 "gitops_engine": "argocd", "git_repo_url": GIT_URL, "git_revision": "main",
@@ -707,6 +728,17 @@ def test_argo_pure_checks_pass(argo_repo: Path, builds: dict[str, list[dict[str,
     assert argo_lines(argo_repo, builds, chart_values) == []
     assert V.check_engine_purity(builds, "argocd") == []
     assert V.env_of("deploy/overlays/dev") == V.env_of("clusters/dev") == "dev"
+
+
+@pytest.mark.parametrize("retry", [{"limit": -1}, {"limit": 5, "refresh": False}])
+def test_argo_retries_must_take_the_latest_revision(argo_repo: Path, builds: dict[str, list[dict[str, Any]]],
+                                                    retry: dict[str, Any]) -> None:
+    """argo-cd#11494: without refresh, retries re-sync the revision the first sync started with."""
+    argo_app(builds)["spec"]["syncPolicy"]["retry"] = retry
+    one(argo_lines(argo_repo, builds), "ERROR", "Application/argocd/airflow-dev: spec.syncPolicy.retry",
+        "retry.refresh: true")
+    argo_app(builds)["spec"]["syncPolicy"]["retry"] = {"limit": 0}
+    assert argo_lines(argo_repo, builds) == []
 
 
 def test_argo_source_not_allowed_by_project(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]) -> None:

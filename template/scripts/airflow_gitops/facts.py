@@ -41,6 +41,12 @@ TASK_POD_COMPONENT = "task"  # `component` label of KubernetesExecutor task pods
 LOG_SERVER_PORTS = (8793, 8794)  # Airflow's worker and triggerer log servers, read by the web UI
 AIRFLOW_UID, AIRFLOW_GID = 50000, 0  # the apache/airflow images' user; the EFS access point's PosixUser
 
+# ---------------------------------------------------------------- GitOps engines' lifecycle
+# A failed Airflow upgrade must not be rolled back: the migration Job may already have moved the
+# schema forward (forward-only), and the old image's pods would wait for migrations forever.
+# helm-controller's RetryOnFailure (Flux >= 2.7) retries the upgrade as it is, with no remediation.
+FLUX_UPGRADE_STRATEGY = "RetryOnFailure"
+
 # ---------------------------------------------------------------- AWS identity as code
 def aws_partition(region: str) -> str:
     """The ARN partition of a region: IAM, S3 and KMS ARNs must name it (aws-us-gov, aws-cn, aws)."""

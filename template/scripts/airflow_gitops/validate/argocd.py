@@ -34,11 +34,23 @@ def check_argo_applications(builds: Builds, repo: Path, chart_defaults: dict | N
             elif obj.get("kind") == "Application":
                 sources = argo_sources(obj)
                 found += _argo_source_rules(obj, sources, repo)
+                found += _retry_rules(obj)
                 found += _argo_answer_rules(obj, sources, answers)
                 found += check_project_limits(obj, sources, objs, deployed(sources, builds))
                 found += _argo_airflow_values(obj, sources, repo, builds, chart_defaults, chart_keys)
         issues += [(build, issue) for issue in found]
     return issues
+
+
+def _retry_rules(app: dict) -> list[Issue]:
+    """An automated sync's retries re-apply the revision the operation started with, unless
+    `retry.refresh` (argo-cd#11494): a first sync of placeholder SealedSecrets, retried without
+    limit, would never take the sealed commit pushed after it."""
+    retry = dig(app, "spec.syncPolicy.retry") or {}
+    if not retry or retry.get("limit", 0) == 0 or retry.get("refresh") is True:
+        return []
+    return [Issue("ERROR", ref(app), "spec.syncPolicy.retry: retries re-sync the revision the sync started with, so "
+                  "a commit pushed meanwhile (the sealed secrets) is never taken: set retry.refresh: true")]
 
 
 def source_path(src: dict) -> str | None:

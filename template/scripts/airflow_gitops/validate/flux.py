@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_gitops.facts import DNS1123_LABEL, EXACT_VERSION
+from airflow_gitops.facts import DNS1123_LABEL, EXACT_VERSION, FLUX_UPGRADE_STRATEGY
 from airflow_gitops.validate.build import kustomization_file
 from airflow_gitops.validate.chart import unknown_key_messages
 from airflow_gitops.validate.objects import dig, find, ns_of, ref
@@ -44,6 +44,8 @@ def _release_rules(hr: dict, objs: list[dict], chart_defaults: dict | None, char
     if not is_airflow and len(release) > 40:
         problems.append(f"spec.releaseName {release!r} is longer than 40 characters")
     found += [("ERROR", msg) for msg in problems]
+    if is_airflow:
+        found += [("ERROR", msg) for msg in _upgrade_rules(spec)]
     values, errors, warnings = helm_values(hr, objs)
     found += [("ERROR", msg) for msg in errors] + [("WARN", msg) for msg in warnings]
     if not is_airflow or errors or warnings:
@@ -72,6 +74,23 @@ def _chart_source_rules(hr: dict, chart: dict, objs: list[dict]) -> list[str]:
     if not EXACT_VERSION.match(version):
         errors.append(f"chart.spec.version must pin an exact version (got {version or 'unset = *'!r})")
     return errors
+
+
+def _upgrade_rules(spec: dict) -> list[str]:
+    """helm-controller remediates a failed upgrade (RemediateOnFailure, the default) by a rollback
+    (or an uninstall) once `retries` > 0 or `remediateLastFailure`: for Airflow that puts the old
+    image on a schema the new release's migrations already moved forward."""
+    upgrade = spec.get("upgrade") or {}
+    if dig(upgrade, "strategy.name") == FLUX_UPGRADE_STRATEGY:
+        return []
+    remediation = upgrade.get("remediation") or {}
+    retries = remediation.get("retries", 0)
+    if retries == 0 and not remediation.get("remediateLastFailure", False):
+        return []
+    how = remediation.get("strategy", "rollback")
+    return [f"upgrade: a failed upgrade would be remediated by {how} (upgrade.remediation), onto a schema the new "
+            f"release's migrations may already have moved forward (they are forward-only): set "
+            f"upgrade.strategy.name: {FLUX_UPGRADE_STRATEGY} (Flux >= 2.7), or upgrade.remediation.retries: 0"]
 
 
 def _release_name(hr: dict, spec: dict) -> tuple[str, list[str]]:
