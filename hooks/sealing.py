@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - copier is always there when this runs
 
 
 class CopyRefused(UserMessageError, ValueError):  # type: ignore[misc]
-    """The copy cannot seal: raised before any file is written; a ValueError for the API."""
+    """The copy cannot seal (a ValueError for the API); its message says what was left on disk."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -62,12 +62,16 @@ def public_key(path: str) -> Any:
     return seal_module().read_certificate(path)
 
 
-def check_secret(field: str, value: Any) -> str:
+def check_secret(field: str, value: Any, conf: Any = None, executor: Any = None, redis_auth: Any = True) -> str:
+    """Validator of the secret questions. For the certificate (`conf`: Copier's _copier_conf) it also
+    runs what sealing will need before any file is written: with --defaults the password questions
+    are not asked (nor validated), so their values must be given (-d or the environment) now."""
     seal = seal_module()
     try:
         if field == "sealed_secrets_cert":
             if value:
                 public_key(str(value))
+                return _before_render(conf, {"executor": executor, "redis_auth": redis_auth})
             return ""
         name, key = QUESTION_SOURCES[field]
         env = seal.SOURCES[name][key].env
@@ -80,12 +84,64 @@ def check_secret(field: str, value: Any) -> str:
         return f"{field}: {exc}"
 
 
-def missing_secrets(ctx: Context) -> list[str]:
+def needed_secrets(answers: Any) -> list[str]:
+    """The secret questions a copy with a certificate seals, in question order."""
+    celery_auth = answers.get("executor") in facts.CELERY_EXECUTORS and answers.get("redis_auth", True) is not False
+    return [q for q in QUESTION_SOURCES if q != "redis_password" or celery_auth]
+
+
+def missing_secrets(ctx: Any) -> list[str]:
     """Secret answers this copy must seal but has no value for (answer or env var), in question order.
     Checked before the first SealedSecret renders, so the error names all of them at once."""
-    celery_auth = ctx.get("executor") in facts.CELERY_EXECUTORS and ctx.get("redis_auth", True)
-    needed = [q for q in QUESTION_SOURCES if q != "redis_password" or celery_auth]
-    return [q for q in needed if not (ctx.get(q) or os.environ.get(source_env(q)))]
+    return [q for q in needed_secrets(ctx) if not (ctx.get(q) or os.environ.get(source_env(q)))]
+
+
+# dst -> {relative path: (mtime_ns, size)} of what was there before this copy (None: no directory).
+_BEFORE: dict[str, dict[str, tuple[int, int]] | None] = {}
+
+
+def _before_render(conf: Any, answers: dict[str, Any]) -> str:
+    """Remember what the destination holds (to undo a copy that stops half-way), and refuse now
+    what would stop the render later: with --defaults, a password neither given nor in the env."""
+    if conf is None:
+        return ""
+    dst = Path(str(conf["dst_path"]))
+    _BEFORE[str(dst)] = ({str(p.relative_to(dst)): (p.lstat().st_mtime_ns, p.lstat().st_size)
+                          for p in dst.rglob("*") if ".git" not in p.relative_to(dst).parts}
+                         if dst.is_dir() else None)
+    if not conf["defaults"]:
+        return ""  # the password questions come next, each with its own validator
+    data = conf["data"] or {}
+    unset, bad = [], []
+    for question in (q for q in needed_secrets(answers) if q not in data):  # data: validated by its question
+        env = source_env(question)
+        if not (text := os.environ.get(env, "")):
+            unset.append((question, env))
+        elif problem := seal_module().check_plaintext(*QUESTION_SOURCES[question], text):
+            bad.append(f"{env}: {problem}")
+    if unset:
+        return (f"sealing at copy time with --defaults needs {', '.join(q for q, _ in unset)}, which are then not "
+                f"asked: pass -d <question>=... (never stored) or set {', '.join(e for _, e in unset)}")
+    return "; ".join(bad)
+
+
+def refused(ctx: Context, message: str) -> CopyRefused:
+    """A copy that must stop while rendering: undo what it wrote into a directory that existed before
+    (Copier removes a directory it created itself), and say exactly what is left."""
+    dst = Path(str(ctx["_copier_conf"]["dst_path"]))
+    before = _BEFORE.get(str(dst))
+    if before is None or not dst.is_dir():
+        return CopyRefused(f"{message}; nothing was written")
+    created = [p for p in dst.rglob("*") if ".git" not in p.relative_to(dst).parts
+               and str(p.relative_to(dst)) not in before]
+    for path in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+    changed = sorted(rel for rel, stat in before.items() if (dst / rel).is_file()
+                     and ((dst / rel).lstat().st_mtime_ns, (dst / rel).lstat().st_size) != stat)
+    note = f"removed the {len(created)} paths this copy had written"
+    if changed:
+        note += f"; it had already overwritten {', '.join(changed)} (restore them from git)"
+    return CopyRefused(f"{message}; {note}")
 
 
 def source_env(question: str) -> str:
@@ -101,15 +157,15 @@ def sealed(ctx: Context, name: str, key: str, answer: str = "") -> str:
         return f'"{seal.placeholder(ctx["environment"], name)}"'
     if missing := missing_secrets(ctx):
         envs = [source_env(q) for q in missing]
-        raise CopyRefused(f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored) "
-                         f"or set {', '.join(envs)}; nothing was written")
+        raise refused(ctx, f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored) "
+                      f"or set {', '.join(envs)}")
     source = seal.SOURCES[name][key]
     value = answer or os.environ.get(source.env) or (seal.generate(source.generate) if source.generate else "")
     if not value:  # the validators make this unreachable from the prompt
         raise ValueError(f"no value to seal for {name}/{key}: set {source.env}")
     if problem := seal.check_plaintext(name, key, value):  # an env var bypasses the prompt's validator
         question = next((q for q, src in QUESTION_SOURCES.items() if src == (name, key)), source.env)
-        raise CopyRefused(f"Validation error for question '{question}': {problem}; nothing was written")
+        raise refused(ctx, f"Validation error for question '{question}': {problem}")
     return seal.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
 
 
@@ -122,12 +178,12 @@ def composed(ctx: Context, name: str, key: str, shape: str) -> str:
         return f'"{seal.placeholder(ctx["environment"], name)}"'
     if missing := missing_secrets(ctx):
         envs = [source_env(q) for q in missing]
-        raise CopyRefused(f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored) "
-                         f"or set {', '.join(envs)}; nothing was written")
+        raise refused(ctx, f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored) "
+                      f"or set {', '.join(envs)}")
     try:
         value = seal.compose_value(name, key, shape, lambda entry: ctx.get(entry.question or "") or "")
     except seal.SealError as exc:
-        raise CopyRefused(f"{exc}; nothing was written") from None
+        raise refused(ctx, str(exc)) from None
     return seal.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
 
 

@@ -69,13 +69,17 @@ def project_name(value: Any) -> str:
     return err
 
 
-def environment(value: Any, dst_path: Any = None, answers_file: Any = None) -> str:
+def environment(value: Any, dst_path: Any = None, answers_file: Any = None, overwrite: Any = False) -> str:
     """A DNS label, and not an environment this repository already has (copy refuses)."""
     err = dns_label("environment", 20)(value)
     if err or not dst_path or not answers_file:
         return err
     dst = Path(str(dst_path))
     answers = dst / str(answers_file)
+    if conflicts := first_copy_conflicts(dst, answers, bool(overwrite)):
+        return (f"environment: {dst} already has {', '.join(conflicts)}, which this template writes; a copy "
+                "without a terminal would stop at the first one, half-written. Move them aside, or pass "
+                "--overwrite to replace them")
     recorded = _answers(answers).get("environment")
     if recorded is not None and recorded != value:
         return (f"environment: {answers.name} belongs to environment {recorded!r}; to add {value!r} "
@@ -93,6 +97,19 @@ def environment(value: Any, dst_path: Any = None, answers_file: Any = None) -> s
 
 
 RECOPY_ENV = "AIRFLOW_GITOPS_RECOPY"
+_TEMPLATE = Path(__file__).resolve().parents[1] / "template"
+
+
+def first_copy_conflicts(dst: Path, answers: Path, overwrite: bool) -> list[str]:
+    """Files of a directory that is not yet a generated repository which the first copy would write
+    (plainly named template paths: README.md, Makefile, scripts/...). Copier asks about each at a
+    terminal; without one it stops at the first, with the files before it already written."""
+    if overwrite or answers.exists() or not dst.is_dir() or sys.stdin.isatty():
+        return []
+    ours = [path.relative_to(_TEMPLATE) for path in _TEMPLATE.rglob("*") if path.is_file()
+            and "{" not in str(path.relative_to(_TEMPLATE)) and "__pycache__" not in path.parts]
+    return sorted(str(rel.with_suffix("") if rel.suffix == ".jinja" else rel) for rel in ours
+                  if (dst / (rel.with_suffix("") if rel.suffix == ".jinja" else rel)).is_file())
 
 
 def copier_operation() -> str | None:

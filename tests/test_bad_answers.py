@@ -121,7 +121,7 @@ def test_extra_pip_packages_are_refused_on_the_official_chart(official_answers) 
 
 def test_extra_pip_packages_stop_an_official_copy(tmp_path: Path, copy_project, official_answers) -> None:
     dst = tmp_path / "dst"
-    with pytest.raises(ValueError, match="Validation error for question 'extra_pip_packages'.*official chart"):
+    with pytest.raises(ValueError, match=r"Validation error for question 'extra_pip_packages'.*official chart"):
         copy_project(dst, {**official_answers, "extra_pip_packages": ["apache-airflow-providers-slack==8.6.0"]})
     assert_nothing_written(dst)
 

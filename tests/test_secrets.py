@@ -194,6 +194,44 @@ def test_copy_time_errors_write_nothing(tmp_path, copy_project, demo_answers, co
     assert_nothing_written(dst)
 
 
+def test_a_copy_into_an_existing_directory_stops_before_writing(tmp_path, copy_project, demo_answers, cert,
+                                                                 monkeypatch) -> None:
+    """A fresh `git init` with a README: the copy is refused before any file is written, and says why
+    (a conflict Copier cannot ask about without a terminal; passwords --defaults will not ask for)."""
+    for name in PASSWORDS:
+        monkeypatch.delenv(name, raising=False)
+    dst = tmp_path / "existing"
+    dst.mkdir()
+    commit_all(dst, "init")
+    (dst / "README.md").write_text("# ours\n")
+    with pytest.raises(ValueError, match=r"already has README\.md, which this template writes"):
+        copy_project(dst, demo_answers)
+    with pytest.raises(ValueError, match="needs db_password, redis_password, admin_password"):
+        copy_project(dst, {**demo_answers, "sealed_secrets_cert": str(cert)}, overwrite=True)
+    assert sorted(p.name for p in dst.iterdir()) == [".git", "README.md"]
+    assert (dst / "README.md").read_text() == "# ours\n"
+
+
+def test_a_copy_stopped_while_rendering_removes_what_it_wrote(tmp_path) -> None:
+    """The last line of defence (a refusal only the render can find): what the copy wrote into a
+    directory that existed is removed, what was there is kept, an overwritten file is named."""
+    sealing = load_module("hooks/sealing.py", "refusal_sealing")
+    dst = tmp_path / "existing"
+    (dst / "dags").mkdir(parents=True)
+    (dst / "README.md").write_text("# ours\n")
+    (dst / "dags/mine.py").write_text("x = 1\n")
+    conf = {"dst_path": dst, "defaults": False, "data": {}}
+    assert sealing._before_render(conf, {"executor": "KubernetesExecutor"}) == ""
+    (dst / "dags/example.py").write_text("y = 2\n")  # written by the copy
+    (dst / "deploy/base").mkdir(parents=True)
+    (dst / "deploy/base/values.yaml").write_text("a: 1\n")
+    (dst / "README.md").write_text("# the template's, longer\n")  # overwritten by the copy (--overwrite)
+    error = sealing.refused({"_copier_conf": conf}, "sealing needs x")
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == ["README.md", "dags", "dags/mine.py"]
+    assert str(error) == ("sealing needs x; removed the 4 paths this copy had written; it had already overwritten "
+                          "README.md (restore them from git)")
+
+
 def detect_secrets(repo: Path) -> dict:
     result = subprocess.run([sys.executable, "-m", "detect_secrets", "scan", "--all-files", str(repo)],
                             capture_output=True, text=True, check=True, cwd=repo)
