@@ -516,6 +516,10 @@ RULES: dict[str, Callable[..., str]] = {
     "eks_oidc_issuer": eks_oidc_issuer,
     "s3_log_kms_key_arn": s3_log_kms_key_arn,
     "web_hostname": web_hostname,
+    "web_alb_group": lambda value: _matches(
+        "web_alb_group", value, facts.ALB_GROUP_NAME.pattern.strip("^$"),
+        "must be empty or an ALB group name: up to 63 lowercase letters, digits, '-' and '.', starting and "
+        "ending with a letter or digit", optional=True),
     "dags_repo_url": dags_repo_url,
     "dags_repo_branch": branch("dags_repo_branch"),
     "git_repo_url": git_url("git_repo_url"),

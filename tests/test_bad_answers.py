@@ -18,7 +18,7 @@ from conftest import ROOT, assert_nothing_written, load_module
 
 validation = load_module("hooks/validation.py", "bad_answers_validation")
 QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text())
-CHECK_CALL = re.compile(r"check\('(\w+)', (.*?)\)\s*}}")
+CHECK_CALL = re.compile(r"check\('(\w+)', (.*?)\)\s*}}", re.S)
 
 BAD_ANSWERS = [
     ("project_name", "Airflow", "DNS-1123"),
@@ -89,6 +89,8 @@ BAD_ANSWERS = [
     ("web_hostname", "Airflow.Example.com", "DNS name"),
     ("web_hostname", "airflow", "fully qualified"),
     ("web_hostname", "airflow.example.com/path", "DNS name"),
+    ("web_alb_group", "Platform_ALB", "ALB group name"),
+    ("web_alb_group", "a" * 64, "up to 63"),
 ]
 
 
@@ -129,7 +131,7 @@ def test_extra_pip_packages_stop_an_official_copy(tmp_path: Path, copy_project, 
 def test_the_demo_answers_pass_every_rule(demo_answers) -> None:
     """The table can fail: the same calls accept good answers."""
     computed_defaults = {"production_like": False, "redis_tls": True, "rds_tls_verify": False, "redis_auth": True,
-                         "s3_log_kms_key_arn": ""}
+                         "s3_log_kms_key_arn": "", "web_alb_group": ""}
     for field in sorted({f for f, _, _ in BAD_ANSWERS}):
         good = demo_answers[field] if field in demo_answers else computed_defaults[field]
         assert validate_like_copier(field, good, demo_answers) == "", field

@@ -21,7 +21,7 @@ import yaml
 from airflow_gitops import facts
 from conftest import run_make, run_validate, shared_path
 from controller import make_cert, make_key, unseal_object
-from test_production import by_kind, workloads
+from test_production import by_kind, pod_annotations, task_pod_templates, workloads
 from test_runtime import PASSWORDS  # what the rules allow that URL quoting and pgbouncer's auth file could get wrong
 
 ENGINES = {
@@ -161,6 +161,30 @@ def test_the_log_role_trusts_each_component_that_uses_s3(official) -> None:
         for sa in (o for o in objects(repo, "chart") if o["kind"] == "ServiceAccount"):
             annotated = facts.IRSA_ROLE_ANNOTATION in (sa["metadata"].get("annotations") or {})
             assert annotated == (sa["metadata"]["name"] in accounts), sa["metadata"]["name"]
+
+
+def test_the_cluster_controllers_find_what_they_act_on(official) -> None:
+    """Node autoscalers leave task-running pods alone; the ALB controller gates rollouts on target
+    registration; the namespace is never pruned, by the annotation of the engine that applies it."""
+    engine, repo, _ = official
+    objs = objects(repo)
+    runners = ([d for name, d in by_kind(objs, "Deployment").items() if name.endswith("-worker")]
+               + task_pod_templates(objs))
+    assert runners, "no Celery worker and no task pod template"
+    for obj in runners:
+        assert facts.DO_NOT_DISRUPT.items() <= pod_annotations(obj).items(), obj["metadata"]
+    (namespace,) = by_kind(objs, "Namespace").values()
+    label, value = facts.ALB_READINESS_GATE_LABEL
+    assert namespace["metadata"]["labels"][label] == value  # the demo answers have web_hostname
+    prune = {"flux": ("kustomize.toolkit.fluxcd.io/prune", "disabled"),
+             "argocd": ("argocd.argoproj.io/sync-options", "Prune=false")}
+    annotations = namespace["metadata"]["annotations"]
+    assert dict([prune[engine]]).items() <= annotations.items()
+    assert not [key for key in annotations if key.split("/")[0] in ("kustomize.toolkit.fluxcd.io", "argocd.argoproj.io")
+                and key.split("/")[0] != prune[engine][0].split("/")[0]], annotations  # each engine its own
+    (ingress,) = by_kind(objs, "Ingress").values()
+    assert "alb.ingress.kubernetes.io/group.name" not in ingress["metadata"]["annotations"]
+    assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/target-type"] == "ip"
 
 
 def test_the_jobs_are_not_helm_hooks(official) -> None:
@@ -358,15 +382,16 @@ def objs_with_pods(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_production_like_runs_two_of_every_component_with_a_budget(keda) -> None:
-    """pgbouncer included: two replicas, never on one node, at most one down in a drain."""
+    """pgbouncer included: two replicas, never on one node, at most one down in a drain. One
+    dag-processor: two on one bundle parse every file twice and add no availability."""
     _, objs = keda
     deployments = by_kind(objs, "Deployment")
     replicas = {name: d["spec"].get("replicas") for name, d in deployments.items()}
-    assert replicas == {"airflow-api-server": 2, "airflow-dag-processor": 2, "airflow-pgbouncer": 2,
+    assert replicas == {"airflow-api-server": 2, "airflow-dag-processor": 1, "airflow-pgbouncer": 2,
                         "airflow-scheduler": 2, "airflow-triggerer": 2, "airflow-worker": None}  # KEDA's
     budgets = {p["spec"]["selector"]["matchLabels"]["component"]: p["spec"]
                for p in by_kind(objs, "PodDisruptionBudget").values()}
-    assert set(budgets) == {"api-server", "dag-processor", "pgbouncer", "scheduler", "triggerer", "worker"}
+    assert set(budgets) == {"api-server", "pgbouncer", "scheduler", "triggerer", "worker"}
     assert all(b.get("maxUnavailable") == 1 for b in budgets.values()), budgets
     anti = deployments["airflow-pgbouncer"]["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     assert anti["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from airflow_gitops import podsecurity
 from airflow_gitops.facts import (
+    DO_NOT_DISRUPT,
     IAM_DIR,
     IRSA_TRUST_POLICY,
     POD_IDENTITY_TRUST_POLICY,
@@ -69,6 +70,32 @@ def test_production_runs_two_of_each_component_with_a_budget(production) -> None
     assert "airflow-pgbouncer" not in pdbs
     worker = by_kind(objs, "StatefulSet")["airflow-worker"]["spec"]["template"]["spec"]
     assert worker["terminationGracePeriodSeconds"] >= 600 + 60  # graceful Celery stop, then SIGTERM
+
+
+def task_pod_templates(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The KubernetesExecutor pod templates the chart ships in ConfigMaps."""
+    found = []
+    for cm in by_kind(objs, "ConfigMap").values():
+        for text in (cm.get("data") or {}).values():
+            doc = yaml.safe_load(text) if "kind: Pod" in text else None
+            if isinstance(doc, dict) and doc.get("kind") == "Pod":
+                found.append(doc)
+    return found
+
+
+def pod_annotations(obj: dict[str, Any]) -> dict[str, str]:
+    meta = obj["metadata"] if obj["kind"] == "Pod" else obj["spec"]["template"]["metadata"]
+    return meta.get("annotations") or {}
+
+
+def test_pods_that_run_tasks_are_not_moved_mid_task(production) -> None:
+    """Celery workers and task pods carry what the cluster autoscaler and Karpenter honour."""
+    repo, objs = production
+    runners = [by_kind(objs, "StatefulSet")["airflow-worker"], *task_pod_templates(objs)]
+    assert len(runners) == (2 if "Kubernetes" in yaml.safe_load((repo / ".copier-answers.yml").read_text())[
+        "executor"] else 1)
+    for obj in runners:
+        assert DO_NOT_DISRUPT.items() <= pod_annotations(obj).items(), obj["metadata"]
 
 
 def test_every_container_has_requests_and_a_memory_limit(production) -> None:

@@ -97,6 +97,32 @@ def service_account_subjects(flavor: str, release: str, namespace: str) -> list[
     return [f"system:serviceaccount:{namespace}:{sa}" for sa in service_accounts(flavor, release)]
 
 
+# ---------------------------------------------------------------- node autoscalers
+# Pods that run tasks (Celery workers, KubernetesExecutor task pods) must not be moved by a node
+# consolidation in the middle of a task: the annotation each autoscaler honours.
+DO_NOT_DISRUPT = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false", "karpenter.sh/do-not-disrupt": "true"}
+# AWS Load Balancer Controller, target-type ip: pods of a namespace with this label get a readiness
+# gate, so a rollout waits until the ALB has registered the new pod (no 502s while old ones go).
+ALB_READINESS_GATE_LABEL = ("elbv2.k8s.aws/pod-readiness-gate-inject", "enabled")
+# An ALB group name (alb.ingress.kubernetes.io/group.name): Ingresses with the same one share an ALB.
+ALB_GROUP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+
+
+def alb_annotations(certificate_arn: str, health_path: str, group: str = "") -> dict[str, str]:
+    """The web Ingress' annotations for the AWS Load Balancer Controller: an internal ALB sending to
+    pod IPs, HTTPS on 443 with the ACM certificate, plain HTTP only redirecting."""
+    annotations = {
+        "alb.ingress.kubernetes.io/scheme": "internal",
+        "alb.ingress.kubernetes.io/target-type": "ip",
+        "alb.ingress.kubernetes.io/healthcheck-path": health_path,
+        "alb.ingress.kubernetes.io/certificate-arn": certificate_arn,
+        "alb.ingress.kubernetes.io/listen-ports": '[{"HTTP": 80}, {"HTTPS": 443}]',
+        "alb.ingress.kubernetes.io/ssl-redirect": "443",
+        "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    }
+    return {**annotations, "alb.ingress.kubernetes.io/group.name": group} if group else annotations
+
+
 # ---------------------------------------------------------------- Pod Security Admission
 # https://kubernetes.io/docs/concepts/security/pod-security-standards/ : the level every
 # environment's namespace enforces, and the policy version it is pinned to.
