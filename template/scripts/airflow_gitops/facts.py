@@ -342,8 +342,10 @@ class Requirement:
 
 KUBERNETES = Requirement(
     # Every environment's Namespace pins Pod Security `restricted` at POD_SECURITY_VERSION (v1.31), and
-    # `make render` checks the pods against that version's rules; an older API server does not know that
-    # policy version (https://kubernetes.io/docs/concepts/security/pod-security-admission/#pod-security-admission-labels-for-namespaces).
+    # `make render` checks the pods against that version's rules. An older API server does not refuse the
+    # label: it evaluates a version newer than its own as its `latest` (KEP-2579, kubernetes/enhancements
+    # keps/sig-auth/2579-psp-replacement, "Monitoring": "evaluated as latest ... recorded as future"), i.e.
+    # rules nobody checked these pods against. So 1.31, the version the pods were checked for.
     # Needed anyway: Ingress networking.k8s.io/v1 (1.19), the kubernetes.io/metadata.name label the
     # NetworkPolicies select namespaces by (1.22), HorizontalPodAutoscaler autoscaling/v2 for KEDA (1.23).
     "kubernetes", "Kubernetes", "1.31",
