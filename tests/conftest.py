@@ -132,10 +132,10 @@ def validate_env() -> dict[str, str]:
     return env
 
 
-def run_make(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """A target of the generated repo's own Makefile, with this interpreter as TOOLS_PYTHON."""
+def run_make(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """A target of the generated repo's own Makefile, with this interpreter as TOOLS_PYTHON (env: added)."""
     return subprocess.run(["make", "-s", "-C", str(repo), *args, f"TOOLS_PYTHON={sys.executable}"],
-                          capture_output=True, text=True, env=validate_env(), timeout=300)
+                          capture_output=True, text=True, env={**validate_env(), **(env or {})}, timeout=300)
 
 
 def run_validate(repo: Path, *make_vars: str, strict: bool = False) -> subprocess.CompletedProcess[str]:
