@@ -62,16 +62,12 @@ def public_key(path: str) -> Any:
     return seal_module().read_certificate(path)
 
 
-def check_secret(field: str, value: Any, conf: Any = None, executor: Any = None, redis_auth: Any = True) -> str:
-    """Validator of the secret questions. For the certificate (`conf`: Copier's _copier_conf) it also
-    runs what sealing will need before any file is written: with --defaults the password questions
-    are not asked (nor validated), so their values must be given (-d or the environment) now."""
+def check_secret(field: str, value: Any) -> str:
     seal = seal_module()
     try:
         if field == "sealed_secrets_cert":
             if value:
                 public_key(str(value))
-                return _before_render(conf, {"executor": executor, "redis_auth": redis_auth})
             return ""
         name, key = QUESTION_SOURCES[field]
         env = seal.SOURCES[name][key].env
@@ -100,29 +96,27 @@ def missing_secrets(ctx: Any) -> list[str]:
 _BEFORE: dict[str, dict[str, tuple[int, int]] | None] = {}
 
 
-def _before_render(conf: Any, answers: dict[str, Any]) -> str:
-    """Remember what the destination holds (to undo a copy that stops half-way), and refuse now
-    what would stop the render later: with --defaults, a password neither given nor in the env."""
-    if conf is None:
+@pass_context
+def before_render(ctx: Context) -> str:
+    """Rendered by copier.yml's `_exclude`, which Copier renders before it writes the first file:
+    remember what the destination holds (to undo a copy that stops half-way), and refuse now what
+    sealing would refuse later (with --defaults the password questions are neither asked nor
+    validated). Renders nothing: an empty exclusion."""
+    if not ctx.get("sealed_secrets_cert"):
         return ""
-    dst = Path(str(conf["dst_path"]))
+    dst = Path(str(ctx["_copier_conf"]["dst_path"]))
     _BEFORE[str(dst)] = ({str(p.relative_to(dst)): (p.lstat().st_mtime_ns, p.lstat().st_size)
                           for p in dst.rglob("*") if ".git" not in p.relative_to(dst).parts}
                          if dst.is_dir() else None)
-    if not conf["defaults"]:
-        return ""  # the password questions come next, each with its own validator
-    data = conf["data"] or {}
-    unset, bad = [], []
-    for question in (q for q in needed_secrets(answers) if q not in data):  # data: validated by its question
+    if missing := missing_secrets(ctx):
+        raise CopyRefused(f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored), "
+                          f"pass -d <question>=... or set {', '.join(source_env(q) for q in missing)}; "
+                          "nothing was written")
+    for question in (q for q in needed_secrets(ctx) if not ctx.get(q)):  # from the environment: unvalidated
         env = source_env(question)
-        if not (text := os.environ.get(env, "")):
-            unset.append((question, env))
-        elif problem := seal_module().check_plaintext(*QUESTION_SOURCES[question], text):
-            bad.append(f"{env}: {problem}")
-    if unset:
-        return (f"sealing at copy time with --defaults needs {', '.join(q for q, _ in unset)}, which are then not "
-                f"asked: pass -d <question>=... (never stored) or set {', '.join(e for _, e in unset)}")
-    return "; ".join(bad)
+        if problem := seal_module().check_plaintext(*QUESTION_SOURCES[question], os.environ[env]):
+            raise CopyRefused(f"{env}: {problem}; nothing was written")
+    return ""
 
 
 def refused(ctx: Context, message: str) -> CopyRefused:
@@ -194,4 +188,5 @@ def read_pem(path: str) -> str:
 class SealingExtension(Extension):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        environment.globals.update(check_secret=check_secret, sealed=sealed, composed=composed, read_pem=read_pem)
+        environment.globals.update(check_secret=check_secret, sealed=sealed, composed=composed, read_pem=read_pem,
+                                   before_render=before_render)

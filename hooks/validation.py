@@ -77,7 +77,8 @@ def environment(value: Any, dst_path: Any = None, answers_file: Any = None, over
     dst = Path(str(dst_path))
     answers = dst / str(answers_file)
     if conflicts := first_copy_conflicts(dst, answers, bool(overwrite)):
-        return (f"environment: {dst} already has {', '.join(conflicts)}, which this template writes; a copy "
+        shown = ", ".join(conflicts[:6]) + (f" and {len(conflicts) - 6} more" if len(conflicts) > 6 else "")
+        return (f"environment: {dst} already has {shown}, which this template writes; a copy "
                 "without a terminal would stop at the first one, half-written. Move them aside, or pass "
                 "--overwrite to replace them")
     recorded = _answers(answers).get("environment")
@@ -104,8 +105,8 @@ def first_copy_conflicts(dst: Path, answers: Path, overwrite: bool) -> list[str]
     """Files of a directory that is not yet a generated repository which the first copy would write
     (plainly named template paths: README.md, Makefile, scripts/...). Copier asks about each at a
     terminal; without one it stops at the first, with the files before it already written."""
-    if overwrite or answers.exists() or not dst.is_dir() or sys.stdin.isatty():
-        return []
+    if overwrite or answers.exists() or (dst / facts.ANSWERS_FILE).exists() or not dst.is_dir() or sys.stdin.isatty():
+        return []  # a generated repository (a further environment writes no repo-wide file), or asked
     ours = [path.relative_to(_TEMPLATE) for path in _TEMPLATE.rglob("*") if path.is_file()
             and "{" not in str(path.relative_to(_TEMPLATE)) and "__pycache__" not in path.parts]
     return sorted(str(rel.with_suffix("") if rel.suffix == ".jinja" else rel) for rel in ours

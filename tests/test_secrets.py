@@ -220,13 +220,14 @@ def test_a_copy_stopped_while_rendering_removes_what_it_wrote(tmp_path) -> None:
     (dst / "dags").mkdir(parents=True)
     (dst / "README.md").write_text("# ours\n")
     (dst / "dags/mine.py").write_text("x = 1\n")
-    conf = {"dst_path": dst, "defaults": False, "data": {}}
-    assert sealing._before_render(conf, {"executor": "KubernetesExecutor"}) == ""
+    ctx = {"_copier_conf": {"dst_path": dst}, "sealed_secrets_cert": "cert.pem", "executor": "KubernetesExecutor",
+           "db_password": PASSWORDS["AIRFLOW_DB_PASSWORD"], "admin_password": PASSWORDS["AIRFLOW_ADMIN_PASSWORD"]}
+    assert sealing.before_render(ctx) == ""  # what copier.yml's _exclude renders before the first file
     (dst / "dags/example.py").write_text("y = 2\n")  # written by the copy
     (dst / "deploy/base").mkdir(parents=True)
     (dst / "deploy/base/values.yaml").write_text("a: 1\n")
     (dst / "README.md").write_text("# the template's, longer\n")  # overwritten by the copy (--overwrite)
-    error = sealing.refused({"_copier_conf": conf}, "sealing needs x")
+    error = sealing.refused(ctx, "sealing needs x")
     assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == ["README.md", "dags", "dags/mine.py"]
     assert str(error) == ("sealing needs x; removed the 4 paths this copy had written; it had already overwritten "
                           "README.md (restore them from git)")
