@@ -85,3 +85,38 @@ def test_make_render_refuses_a_pgbouncer_whose_user_the_kubelet_cannot_verify(tm
                 f"non-numeric user (nobody), cannot verify user is non-root") in result.stderr, result.stderr
     assert "the kubelet would refuse to start these containers (CreateContainerConfigError)" in result.stderr
     assert f"give runAsUser: {NOBODY_UID}" in result.stderr
+
+
+# ---------------------------------------------------------------- the rule itself, as the kubelet words it
+ROOT_IMAGE = images.Image("an image without USER", "example.com/rooted", r".*", "", ("/bin/sh",), (), "/", (),
+                          (images.ROOT,), "a Dockerfile without USER")
+BAD_UID_IMAGE = images.Image("an image with USER -1", "example.com/bad-uid", r".*", "-1", ("/bin/sh",), (), "/", (),
+                             (images.ROOT,), "a Dockerfile with USER -1")
+POD = "airflow-x-0_airflow-dev"
+
+
+@pytest.mark.parametrize(("pod_sc", "container", "refused"), [
+    ({"runAsNonRoot": True}, {"image": "apache/airflow:3.1.8"}, None),  # USER 50000
+    ({"runAsNonRoot": True}, {"image": "quay.io/prometheus/statsd-exporter:v0.29.0"},
+     "container has runAsNonRoot and image has non-numeric user (nobody), cannot verify user is non-root"),
+    ({"runAsNonRoot": True, "runAsUser": NOBODY_UID}, {"image": "quay.io/prometheus/statsd-exporter:v0.29.0"}, None),
+    ({"runAsNonRoot": True}, {"image": "example.com/rooted:1"},
+     "container has runAsNonRoot and image will run as root"),
+    ({"runAsNonRoot": True}, {"image": "example.com/bad-uid:1"},
+     "container has runAsNonRoot and image has an invalid user id (-1)"),
+    ({"runAsNonRoot": True, "runAsUser": 5}, {"image": "example.com/rooted:1", "securityContext": {"runAsUser": 0}},
+     "container's runAsUser breaks non-root policy"),  # the container's field wins
+    ({"runAsNonRoot": True}, {"image": "example.com/rooted:1", "securityContext": {"runAsNonRoot": False}}, None),
+    ({}, {"image": "example.com/rooted:1"}, None),  # runAsNonRoot unset: root is allowed
+    ({"runAsNonRoot": True}, {"image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/airflow:3.1.8"},
+     "image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/airflow:3.1.8 is unknown"),  # its USER would decide
+    ({"runAsNonRoot": True, "runAsUser": 50000}, {"image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/a:1"}, None),
+])
+def test_the_kubelets_run_as_non_root_rule(monkeypatch, pod_sc, container, refused) -> None:
+    monkeypatch.setattr(images, "IMAGES", (*images.IMAGES, ROOT_IMAGE, BAD_UID_IMAGE))
+    found = kubelet.refusal(POD, {"name": "c", **container}, pod_sc)
+    if refused is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(refused), found
+        assert f'(pod: "{POD}", container: c)' in found, found
