@@ -1,10 +1,22 @@
-"""The runtime harness reads rendered pods the way the kubelet does (fast checks of its own rules)."""
+"""The runtime harness reads rendered pods the way the kubelet does (fast checks of its own rules): their env,
+the user, working directory and argv from the image's facts, and the containers the kubelet refuses."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import pytest
-from runtime.pods import _strip_entrypoint
+from airflow_gitops.facts import AIRFLOW_UID, NOBODY_UID
+from conftest import skip_or_fail
+from runtime.deployment import make_workdir, remove_workdir
+from runtime.pods import Cluster, _strip_entrypoint, airflow_image, build_pod, execute, stand_ins
 from runtime.rendered import Objects, PodError, container_env, kube_expand
+from runtime.sandbox import HarnessError, Sandbox, unavailable
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -34,3 +46,97 @@ def test_image_entrypoint_is_dropped() -> None:
     assert _strip_entrypoint(["/usr/bin/dumb-init", "--", "/entrypoint", "bash", "-c", "x"]) == ["bash", "-c", "x"]
     assert _strip_entrypoint(["/usr/bin/dumb-init", "--rewrite=15:2", "--", "/bin/sh", "-c", "x"]) == \
         ["/bin/sh", "-c", "x"]
+
+
+# ---------------------------------------------------------------- the kubelet's user and the image's facts
+def cluster(tmp_path: Path) -> Cluster:
+    """A namespace with no objects: enough for pods whose containers need no Secret or volume."""
+    return Cluster(Objects(), {}, [], "airflow-dev", tmp_path / "ca.pem", stand_ins(Path(sys.executable)), tmp_path)
+
+
+def pgbouncer_pod(pod_sc: dict) -> dict:
+    """The official chart's pgbouncer pod as it renders, with the given pod securityContext."""
+    return {"kind": "Deployment", "metadata": {"name": "airflow-pgbouncer"}, "spec": {"template": {"spec": {
+        "securityContext": pod_sc,
+        "containers": [{"name": "pgbouncer", "image": "apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1",
+                        "command": ["pgbouncer", "-u", "nobody", "/etc/pgbouncer/pgbouncer.ini"]},
+                       {"name": "metrics-exporter",
+                        "image": "apache/airflow:airflow-pgbouncer-exporter-2025.03.05-0.18.0"}]}}}}
+
+
+def test_the_harness_refuses_a_container_the_kubelet_refuses(tmp_path: Path) -> None:
+    """runAsNonRoot without runAsUser, and the image runs as `nobody` (a name): the kubelet cannot
+    verify the user is not root and never starts it. The harness must not start it either."""
+    with pytest.raises(HarnessError, match=re.escape(
+            "container pgbouncer: CreateContainerConfigError: container has runAsNonRoot and image has non-numeric "
+            "user (nobody), cannot verify user is non-root (pod: \"airflow-pgbouncer-0_airflow-dev\", "
+            "container: pgbouncer)")):
+        build_pod(cluster(tmp_path), pgbouncer_pod({"runAsNonRoot": True}), "airflow-pgbouncer-0")
+    with pytest.raises(HarnessError, match="container's runAsUser breaks non-root policy"):
+        build_pod(cluster(tmp_path), pgbouncer_pod({"runAsNonRoot": True, "runAsUser": 0}), "airflow-pgbouncer-0")
+
+
+def test_pgbouncer_runs_as_the_images_nobody_by_number(tmp_path: Path) -> None:
+    pod = build_pod(cluster(tmp_path), pgbouncer_pod({"runAsNonRoot": True, "runAsUser": NOBODY_UID}),
+                    "airflow-pgbouncer-0")
+    pgbouncer, exporter = pod.containers
+    assert (pgbouncer.uid, pgbouncer.gid) == (NOBODY_UID, NOBODY_UID)  # gid: nobody's passwd entry
+    # The chart's command replaces the image's ENTRYPOINT; the exporter has neither: ENTRYPOINT + CMD.
+    assert pgbouncer.argv == ["pgbouncer", "-u", "nobody", "/etc/pgbouncer/pgbouncer.ini"]
+    assert (pgbouncer.cwd, pgbouncer.env["HOME"]) == ("/", "/")  # no WORKDIR; nobody's home in Alpine
+    assert exporter.argv == ["/bin/pgbouncer_exporter", "server"]
+
+
+def test_the_airflow_image_runs_as_its_user_in_its_workdir_through_its_entrypoint(tmp_path: Path) -> None:
+    worker = {"kind": "Pod", "metadata": {"name": "task"}, "spec": {
+        "securityContext": {"runAsNonRoot": True, "fsGroup": 0},
+        "containers": [{"name": "base", "image": "apache/airflow:3.1.8", "args": ["tasks", "run", "$(DAG)"],
+                        "env": [{"name": "DAG", "value": "hello"}]},
+                       {"name": "other", "image": "apache/airflow:3.1.8", "workingDir": "/opt/efs",
+                        "securityContext": {"runAsUser": 1234}, "args": ["bash", "-c", "id"]}]}}
+    base, other = build_pod(cluster(tmp_path), worker, "task").containers
+    # USER 50000 (numeric: the kubelet can check it), group 0 from its passwd entry, WORKDIR /opt/airflow
+    assert (base.uid, base.gid, base.groups, base.cwd, base.env["HOME"]) == \
+        (AIRFLOW_UID, 0, [0], "/opt/airflow", "/home/airflow")
+    assert base.argv == ["airflow", "tasks", "run", "hello"]  # args after /entrypoint, which runs airflow
+    # Another uid has no passwd entry: the entrypoint gives it one, with the airflow home.
+    assert (other.uid, other.gid, other.cwd, other.env["HOME"], other.argv) == \
+        (1234, 0, "/opt/efs", "/home/airflow", ["bash", "-c", "id"])
+    assert other.passwd == ["default:x:1234:0:default user:/home/airflow:/sbin/nologin"]
+
+
+def test_an_image_without_facts_is_refused(tmp_path: Path) -> None:
+    pod = {"kind": "Pod", "metadata": {"name": "x"}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    with pytest.raises(HarnessError, match=r"image busybox:1.36 is unknown \(not in airflow_gitops/images.py\)"):
+        build_pod(cluster(tmp_path), pod, "x")
+
+
+def test_a_container_whose_interpreter_lives_under_tmp_runs() -> None:
+    """A checkout cloned under /tmp (`mktemp -d`, mode 0700) holds the interpreters in .runtime/: the
+    container's own tmpfs on /tmp must not hide them."""
+    reason = unavailable()
+    if reason:
+        skip_or_fail(reason)
+    checkout = Path(tempfile.mkdtemp(prefix="checkout-", dir="/tmp"))
+    workdir = make_workdir("tmp-interpreter")
+    try:
+        venv = checkout / ".runtime" / "interpreter"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        (workdir / "ca.pem").write_text("")
+        images = {**stand_ins(Path(sys.executable)), "apache/airflow": airflow_image(venv / "bin" / "python")}
+        here = Cluster(Objects(), {}, [], "airflow-dev", workdir / "ca.pem", images, workdir)
+        code = "import os, sys; print(sys.prefix, os.getuid(), os.getcwd())"
+        pod = {"kind": "Pod", "metadata": {"name": "task"}, "spec": {
+            "securityContext": {"runAsNonRoot": True},
+            "containers": [{"name": "base", "image": "apache/airflow:3.1.8", "args": ["python", "-c", code]}]}}
+        (container,) = build_pod(here, pod, "task").containers
+        sandbox = Sandbox(workdir)
+        try:
+            proc = execute(sandbox, here, container, container.argv, timeout=60)
+        finally:
+            sandbox.close()
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [str(venv), str(AIRFLOW_UID), "/opt/airflow"]
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+        remove_workdir(workdir)

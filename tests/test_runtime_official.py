@@ -142,6 +142,9 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(prerequisites, officia
         assert dep.redis is not None and dep.redis.stat("total_connections_received") > 0
         # DAGs came from the published tree the bundle reads.
         assert dep.sql(f"SELECT fileloc FROM dag WHERE dag_id = '{DAG}'").startswith(facts.DAGS_FOLDER + "/")
+        # Each as the user its image and securityContext give (pgbouncer's image: `nobody`, by number).
+        assert dep.user_of(name(dep, "pgbouncer"), "pgbouncer") == (facts.NOBODY_UID, facts.NOBODY_UID)
+        assert dep.user_of(name(dep, "worker")) == (facts.AIRFLOW_UID, facts.AIRFLOW_GID)
         # pgbouncer -> RDS over verified TLS, SCRAM-hashed password.
         user, _ = dep.db_login()
         assert dep.postgres.psql(f"SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "

@@ -32,11 +32,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from airflow_gitops import podsecurity
+from airflow_gitops import kubelet, podsecurity
 from airflow_gitops.facts import KUBERNETES_VERSION as DEFAULT_KUBE_VERSION  # `helm template` capabilities
 from airflow_gitops.facts import POD_SECURITY_LEVEL
 from airflow_gitops.validate import (
@@ -273,7 +274,7 @@ class Options:
     kube_version: str
 
 
-# ---------------------------------------------------------------- pod security
+# ---------------------------------------------------------------- pod security, the kubelet
 # The KubernetesExecutor pod template's ConfigMap key: the community chart's, the official chart's.
 POD_TEMPLATE_KEYS = ("pod_template.yaml", "pod_template_file.yaml")
 
@@ -285,19 +286,29 @@ def namespace_level(repo: Path, env: str) -> str:
     return str((labels or {}).get("pod-security.kubernetes.io/enforce", POD_SECURITY_LEVEL))
 
 
+def pod_specs(docs: list[dict]) -> Iterator[tuple[str, dict]]:
+    """(where, PodSpec) of every rendered pod and of the executor's task-pod template."""
+    for doc in docs:
+        spec = podsecurity.pod_spec(doc)
+        if spec:
+            yield f"{doc.get('kind')}/{dig(doc, 'metadata.name', '')}", spec
+        for key in POD_TEMPLATE_KEYS if doc.get("kind") == "ConfigMap" else ():
+            if key in (doc.get("data") or {}):
+                template = podsecurity.pod_spec(yaml.safe_load(doc["data"][key]) or {})
+                if template:
+                    yield f"ConfigMap/{dig(doc, 'metadata.name', '')} {key}", template
+
+
 def pod_security_problems(docs: list[dict], level: str) -> list[str]:
     """Every rendered pod (and the executor's task-pod template) that the namespace would refuse."""
     if level not in ("baseline", "restricted"):
         return []
-    problems = []
-    for doc in docs:
-        specs = [(f"{doc.get('kind')}/{dig(doc, 'metadata.name', '')}", podsecurity.pod_spec(doc))]
-        for key in POD_TEMPLATE_KEYS if doc.get("kind") == "ConfigMap" else ():
-            if key in (doc.get("data") or {}):
-                template = yaml.safe_load(doc["data"][key]) or {}
-                specs.append((f"ConfigMap/{dig(doc, 'metadata.name', '')} {key}", podsecurity.pod_spec(template)))
-        problems += [f"{where}: {v}" for where, spec in specs if spec for v in podsecurity.violations(spec, level)]
-    return problems
+    return [f"{where}: {v}" for where, spec in pod_specs(docs) for v in podsecurity.violations(spec, level)]
+
+
+def kubelet_problems(docs: list[dict]) -> list[str]:
+    """Every container of those pods that the kubelet would refuse to start (its runAsNonRoot check)."""
+    return [f"{where}: {r}" for where, spec in pod_specs(docs) for r in kubelet.refusals(spec, where)]
 
 
 def render_env(repo: Path, env: str, out: Path, opts: Options) -> str:
@@ -315,11 +326,14 @@ def render_env(repo: Path, env: str, out: Path, opts: Options) -> str:
             "kubeVersion": opts.kube_version, "valueLayers": release.layers}
     (target / "release.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     level = namespace_level(repo, env)
-    problems = pod_security_problems([yaml.safe_load(d) for d in rendered + release.objects], level)
-    if problems:
-        raise RenderError(f"{env}: {len(problems)} problem(s): pods break Pod Security {level!r}, which namespace "
-                          f"{release.namespace} enforces (written to {target} for review):\n  "
-                          + "\n  ".join(problems))
+    docs = [yaml.safe_load(d) for d in rendered + release.objects]
+    reports = [(pod_security_problems(docs, level), f"pods break Pod Security {level!r}, which namespace "
+                                                     f"{release.namespace} enforces"),
+               (kubelet_problems(docs), "the kubelet would refuse to start these containers "
+                                        "(CreateContainerConfigError)")]
+    if any(problems for problems, _ in reports):
+        raise RenderError("\n".join(f"{env}: {len(problems)} problem(s): {what} (written to {target} for review):"
+                                     "\n  " + "\n  ".join(problems) for problems, what in reports if problems))
     return (f"render: {env}: {release.chart} {release.version} as {release.name} in {release.namespace}: "
             f"{counts[1]} chart objects, {counts[0]} overlay objects -> {target}")
 

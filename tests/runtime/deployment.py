@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import yaml
 from airflow_gitops.facts import DAG_CLAIM
 
-from .pods import KUBERNETES_SERVICE, Cluster, Container, Pod, airflow_image, build_pod, execute, pgbouncer_image, start
+from .pods import KUBERNETES_SERVICE, Cluster, Container, Pod, airflow_image, build_pod, execute, stand_ins, start
 from .rendered import Mount, Objects, Rendered
 from .sandbox import HarnessError, Process, Sandbox, wait_for
 from .services import Postgres, Redis
@@ -145,11 +145,9 @@ class Deployment:
                                password=password)
         if "Kubernetes" in a["executor"]:
             self.start_kube_api()
-        # pgbouncer first: the official chart's pgbouncer image is apache/airflow:airflow-pgbouncer-<...>.
-        images = {"pgbouncer": pgbouncer_image(self.airflow_python),
-                  "apache/airflow": airflow_image(self.airflow_python)}
         self.cluster = Cluster(self.objects, {DAG_CLAIM: self.efs}, self.endpoint_names(),
-                               self.rendered.release["namespace"], self.ca.bundle, images, self.workdir)
+                               self.rendered.release["namespace"], self.ca.bundle, stand_ins(self.airflow_python),
+                               self.workdir)
 
     @property
     def official(self) -> bool:
@@ -198,7 +196,7 @@ class Deployment:
                           ["python", "scripts/sync_dags.py", "publish", "--source", source,
                            "--root", "/opt/efs/dags", "--revision", "harness", "--stats"],
                           {"HOME": workspace}, [Mount("/opt/efs", self.efs, False), Mount(workspace, self.repo, True)],
-                          50000, 0, [0], airflow_image(self.airflow_python))
+                          50000, 0, [0], airflow_image(self.airflow_python), cwd=workspace)
         proc = execute(self.sandbox, self.cluster, agent, agent.argv, name="publish")
         if proc.returncode != 0:
             raise HarnessError(f"sync_dags.py publish failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
@@ -259,6 +257,13 @@ class Deployment:
     def process(self, workload: str, container: str | None = None) -> Process:
         procs = self.running(workload)
         return next(p for p in procs if container is None or p.name.endswith(f".{container}"))
+
+    def user_of(self, workload: str, container: str | None = None) -> tuple[int, int]:
+        """(uid, gid) the container's process runs as (podns.py execs it in place of the launcher)."""
+        status = Path(f"/proc/{self.process(workload, container).popen.pid}/status").read_text()
+        ids = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines()
+               if line.startswith(("Uid:", "Gid:"))}
+        return ids["Uid"], ids["Gid"]
 
     def exec(self, workload: str, argv: list[str], container: str | None = None,
              timeout: float = 180) -> subprocess.CompletedProcess[str]:

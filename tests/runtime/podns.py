@@ -9,8 +9,12 @@ SPEC (written by sandbox.py, mode 0600 because it holds the resolved env):
     tmpfs      directories to cover with an empty tmpfs (image paths such as /opt, /home)
     dirs       [{path, uid, gid, mode}] made after the tmpfs mounts (the image's own directories)
     binds      [{source, target, read_only}]: volumes, and files such as /etc/hosts
+    keep       paths the image's stand-in lives at (interpreters): visible even under /tmp
     (then a private tmpfs on /tmp, as every container has its own)
     uid, gid, groups, cwd, env, argv
+The private /tmp hides the machine's: what the container needs from it (the `keep` paths of a
+checkout cloned under /tmp, volumes mounted under /tmp) is bound back from the machine's /tmp,
+held open before the tmpfs covers it. Wherever the checkout lives, the container sees the same.
 Stdlib only: it runs with the test interpreter before the container's user exists.
 """
 
@@ -46,7 +50,31 @@ def bind(source: str, target: str, read_only: bool) -> None:
     elif not os.path.exists(target):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         open(target, "a").close()
-    mount("--bind", *(["-o", "ro"] if read_only else []), source, target)
+    # --no-canonicalize: a source through /proc/<pid>/fd/<n> must reach the kernel as written.
+    mount("--no-canonicalize", "--bind", *(["-o", "ro"] if read_only else []), source, target)
+
+
+def under_tmp(path: str) -> bool:
+    return os.path.normpath(path) == "/tmp" or os.path.normpath(path).startswith("/tmp/")
+
+
+def private_tmp(keep: list[str], binds: list[dict]) -> None:
+    """A tmpfs of the container's own on /tmp, then the `keep` paths and the `binds` that live
+    under the machine's /tmp bound back in from it (held open as a file descriptor)."""
+    machine_tmp = os.open("/tmp", os.O_PATH | os.O_DIRECTORY)
+    mount("-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp")
+
+    def from_machine(path: str) -> str:
+        rest = os.path.relpath(os.path.normpath(path), "/tmp")
+        return f"/proc/{os.getpid()}/fd/{machine_tmp}" + ("" if rest == "." else f"/{rest}")
+
+    for path in keep:
+        if under_tmp(path):
+            bind(from_machine(path), path, True)
+    for item in binds:
+        source = from_machine(item["source"]) if under_tmp(item["source"]) else item["source"]
+        bind(source, item["target"], item["read_only"])
+    os.close(machine_tmp)
 
 
 def main(spec_path: str) -> None:
@@ -61,11 +89,13 @@ def main(spec_path: str) -> None:
         os.makedirs(item["path"], exist_ok=True)
         os.chown(item["path"], item["uid"], item["gid"])
         os.chmod(item["path"], item["mode"])
+    late = [b for b in spec.get("binds", []) if under_tmp(b["target"])]
     for item in spec.get("binds", []):
-        bind(item["source"], item["target"], item["read_only"])
+        if item not in late:
+            bind(item["source"], item["target"], item["read_only"])
     # Last: a container's own /tmp (sockets such as pgbouncer's /tmp/.s.PGSQL.6432 must not meet
     # another pod's); the volume sources above may live under the host's /tmp.
-    mount("-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp")
+    private_tmp(spec.get("keep", []), late)
     os.setgroups(spec.get("groups", []))
     os.setgid(spec["gid"])
     os.setuid(spec["uid"])

@@ -3,10 +3,13 @@
 Each container gets its own mount and UTS namespaces (podns.py): the pod name as host name,
 an /etc/hosts that resolves the cluster Services and the AWS endpoints to the sandbox's
 loopback (the only thing this harness maps), the volumes at their mount paths, the service
-account token, the CA bundle the tests trust at the image's path, and the user of the
-container's securityContext. What the image itself provides (Python, the airflow CLI,
-pgbouncer, psql, the passwd entry of its user) comes from the machine; `Image` names it.
-The rendered env, command, args, probes and config files are used as rendered.
+account token and the CA bundle the tests trust at the image's path. The user, groups, HOME,
+working directory and argv are the kubelet's and the runtime's (airflow_gitops/kubelet.py) from
+the image's facts (airflow_gitops/images.py: USER, ENTRYPOINT/CMD, WORKDIR, ENV, /etc/passwd);
+a container the kubelet would refuse (runAsNonRoot it cannot verify) is refused with its message,
+and an image without facts is refused too. What the image itself provides (Python, the airflow
+CLI, pgbouncer, psql) comes from the machine; `Image` names it. The rendered env, command, args
+(with the kubelet's $(VAR) expansion), probes and config files are used as rendered.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .rendered import Mount, Objects, PodError, container_env, container_mounts, volume_sources
-from .sandbox import Process, Sandbox
+from airflow_gitops import images, kubelet
+from airflow_gitops.facts import AIRFLOW_UID
+
+from .rendered import Mount, Objects, PodError, container_env, container_mounts, kube_expand, volume_sources
+from .sandbox import HarnessError, Process, Sandbox
 
 PODNS = Path(__file__).with_name("podns.py")
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's path, as in the apache/airflow images
@@ -28,19 +34,37 @@ SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount"  # /var/run ->
 KUBERNETES_SERVICE = {"KUBERNETES_SERVICE_HOST": "172.20.0.1", "KUBERNETES_SERVICE_PORT": "443",
                       "KUBERNETES_PORT_443_TCP_ADDR": "172.20.0.1"}  # EKS's default; unreachable here
 SYSTEM_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+IMAGE_ROOTS = ("opt", "home")  # image directories the harness covers with a tmpfs of the container's own
 
 
 @dataclass(frozen=True)
 class Image:
-    """The parts of a container image that the machine stands in for."""
+    """A container image: its Dockerfile's facts, and what on this machine stands in for its files."""
 
-    name: str
+    facts: images.Image
     python_bin: Path  # first on PATH: python3, airflow
-    env: dict[str, str]
-    dirs: tuple[tuple[str, int, int, int], ...]  # (path, uid, gid, mode) the image owns
-    user: str  # its passwd line
-    entrypoint: tuple[str, ...] = ()  # the image's ENTRYPOINT-like prefix of `command`, dropped
     sh_is_bash: bool = False  # its /bin/sh has bash's ${var/pattern/replacement} (busybox ash)
+
+    @property
+    def name(self) -> str:
+        return self.facts.name
+
+    @property
+    def dirs(self) -> list[tuple[str, int, int, int]]:
+        """(path, uid, gid, mode) the image owns under /opt and /home: its users' homes, and its
+        WORKDIR, which the Dockerfile gives its USER (group-writable: the airflow image's chmod g+rw)."""
+        found = {u.home: (u.home, u.uid, u.gid, 0o755) for u in self.facts.passwd
+                 if u.home.split("/")[1] in IMAGE_ROOTS}
+        uid, name = kubelet.image_user(self.facts)
+        owner = self.facts.entry(uid=uid, name=name or None)
+        workdir = self.facts.workdir
+        if workdir.split("/")[1] in IMAGE_ROOTS and workdir not in found and owner:
+            found[workdir] = (workdir, owner.uid, owner.gid, 0o775)
+        return list(found.values())
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(self.facts.env)
 
     def argv(self, command: list[str]) -> list[str]:
         argv = _strip_entrypoint(command)
@@ -50,30 +74,55 @@ class Image:
 
 
 def _strip_entrypoint(command: list[str]) -> list[str]:
-    """Drop `/usr/bin/dumb-init [--flags] --` and the airflow image's `/entrypoint`: the
-    entrypoint only adds an /etc/passwd entry and a DB wait, which the chart disables
-    (CONNECTION_CHECK_MAX_COUNT=0); then it execs its arguments."""
+    """What the image's init runs: `/usr/bin/dumb-init [--flags] --` execs its arguments; the airflow
+    image's `/entrypoint` (scripts/docker/entrypoint_prod.sh) then execs `bash ...` and `python ...`
+    as given and anything else as `airflow ...` (its DB wait is off: CONNECTION_CHECK_MAX_COUNT=0)."""
     argv = list(command)
     if argv[:1] == ["/usr/bin/dumb-init"]:
         argv = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
     if argv[:1] == ["/entrypoint"]:
         argv = argv[1:]
+        if argv[:1] not in (["bash"], ["python"], ["airflow"]):
+            argv = ["airflow", *argv]
     return argv
 
 
+def _entrypoint_user(argv: tuple[str, ...], run_as: kubelet.RunAs, image: Image, where: str) -> str | None:
+    """The airflow image's /entrypoint refuses a group other than 0 unless the uid is 50000, and gives a
+    uid without a passwd entry one (home AIRFLOW_USER_HOME_DIR). Returns that passwd line, if any."""
+    if "/entrypoint" not in argv[:3]:
+        return None
+    if run_as.gid != 0 and run_as.uid != AIRFLOW_UID:
+        raise HarnessError(f"{where}: the image's /entrypoint exits: \"ERROR! You should run the image with GID=0\" "
+                           f"(uid {run_as.uid}, gid {run_as.gid})")
+    if image.facts.entry(uid=run_as.uid):
+        return None
+    return f"default:x:{run_as.uid}:0:default user:{image.env['AIRFLOW_USER_HOME_DIR']}:/sbin/nologin"
+
+
 def airflow_image(python: Path) -> Image:
-    return Image("apache/airflow", python.parent,
-                 {"AIRFLOW_HOME": "/opt/airflow", "HOME": "/home/airflow", "AIRFLOW_USER_HOME_DIR": "/home/airflow",
-                  "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"},
-                 (("/opt/airflow", 50000, 0, 0o775), ("/home/airflow", 50000, 0, 0o755)),
-                 "airflow:x:50000:0:airflow:/home/airflow:/bin/bash", ("/usr/bin/dumb-init", "/entrypoint"))
+    return Image(images.AIRFLOW, python.parent)
 
 
-def pgbouncer_image(python: Path) -> Image:
+def community_pgbouncer_image(python: Path) -> Image:
     # ghcr.io/airflow-helm/pgbouncer: pgbouncer, psql and python3 (the liveness probe uses them).
-    return Image("airflow-helm/pgbouncer", python.parent, {"HOME": "/home/pgbouncer", "LANG": "C.UTF-8"},
-                 (("/home/pgbouncer", 1001, 1001, 0o755),), "pgbouncer:x:1001:1001::/home/pgbouncer:/bin/sh",
-                 ("/usr/bin/dumb-init",), sh_is_bash=True)
+    return Image(images.COMMUNITY_PGBOUNCER, python.parent, sh_is_bash=True)
+
+
+def official_pgbouncer_image(python: Path) -> Image:
+    """apache/airflow:airflow-pgbouncer-*: the machine's pgbouncer in place of the image's."""
+    return Image(images.OFFICIAL_PGBOUNCER, python.parent)
+
+
+def pgbouncer_exporter_image(python: Path) -> Image:
+    """No pgbouncer_exporter here: its container is built (and checked) but never started."""
+    return Image(images.OFFICIAL_PGBOUNCER_EXPORTER, python.parent)
+
+
+def stand_ins(python: Path) -> dict[str, Image]:
+    """Every image the harness can run, by the name of its facts."""
+    return {i.name: i for i in (airflow_image(python), community_pgbouncer_image(python),
+                                official_pgbouncer_image(python), pgbouncer_exporter_image(python))}
 
 
 @dataclass
@@ -81,7 +130,7 @@ class Container:
     pod: str
     name: str
     argv: list[str]
-    env: dict[str, str]
+    env: dict[str, str]  # over the image's ENV; HOME included
     mounts: list[Mount]
     uid: int
     gid: int
@@ -89,6 +138,8 @@ class Container:
     image: Image
     # liveness/readiness/startup: (exec command, timeoutSeconds: the kubelet counts a slower probe as failed)
     probes: dict[str, tuple[list[str], float]] = field(default_factory=dict)
+    cwd: str = "/"
+    passwd: list[str] = field(default_factory=list)  # /etc/passwd lines beyond the image's
 
     @property
     def label(self) -> str:
@@ -118,37 +169,51 @@ class Cluster:
     hosts: list[str]  # names resolving to the sandbox loopback
     namespace: str
     ca_bundle: Path
-    images: dict[str, Image]  # image repository substring -> stand-in
+    images: dict[str, Image]  # images.Image name -> stand-in
     workdir: Path
 
     def image_for(self, ref: str, where: str) -> Image:
-        for key, image in self.images.items():
-            if key in ref:
-                return image
-        raise PodError(f"{where}: no local stand-in for image {ref}")
+        facts = images.lookup(ref)
+        if facts is None:
+            raise HarnessError(f"{where}: image {ref} is unknown (not in airflow_gitops/images.py): its USER, "
+                               "ENTRYPOINT and WORKDIR are not known, so it cannot run as the kubelet would run it")
+        if facts.name not in self.images:
+            raise HarnessError(f"{where}: no local stand-in for {facts.name} ({ref})")
+        return self.images[facts.name]
 
 
 def build_pod(cluster: Cluster, workload: dict, pod_name: str) -> Pod:
-    """A pod of a Deployment/StatefulSet, or a Pod object itself (a KubernetesExecutor task pod)."""
+    """A pod of a Deployment/StatefulSet, or a Pod object itself (a KubernetesExecutor task pod).
+    Refused with the kubelet's message (HarnessError) if the kubelet would not start a container."""
     spec = workload["spec"] if workload["kind"] == "Pod" else workload["spec"]["template"]["spec"]
     where = f"{workload['kind']}/{workload['metadata']['name']}"
     pod_dir = cluster.workdir / "pods" / pod_name
-    pod_sc = spec.get("securityContext") or {}
     sources = volume_sources(spec, cluster.objects, cluster.claims, pod_dir, where)
 
     def container(c: dict) -> Container:
         here = f"{where} container {c['name']}"
-        sc = {**pod_sc, **(c.get("securityContext") or {})}
         image = cluster.image_for(c["image"], here)
-        env = {"HOSTNAME": pod_name, **KUBERNETES_SERVICE,
-               **container_env(spec, c, cluster.objects, pod_name, cluster.namespace, here)}
+        refused = kubelet.refusal(f"{pod_name}_{cluster.namespace}", c, spec.get("securityContext"))
+        if refused:
+            raise HarnessError(f"{here}: CreateContainerConfigError: {refused}")
+        pod_env = {**KUBERNETES_SERVICE, **container_env(spec, c, cluster.objects, pod_name, cluster.namespace, here)}
+        expanded = {**c, **{key: [kube_expand(str(a), pod_env) for a in c.get(key) or []]  # the kubelet's $(VAR)
+                            for key in ("command", "args")}}
+        try:
+            run_as = kubelet.run_as(spec, expanded, image.facts)
+        except kubelet.RuntimeRefused as exc:
+            raise HarnessError(f"{here}: the container runtime refuses it: {exc}") from None
+        env = {**image.env, "HOSTNAME": pod_name, **pod_env}
+        extra = _entrypoint_user(run_as.argv, run_as, image, here)
+        if extra:  # the entrypoint's user without a passwd entry
+            env["HOME"] = image.env["AIRFLOW_USER_HOME_DIR"]
+        env.setdefault("HOME", run_as.home)  # runc: from the user's passwd entry, else /
         probes = {kind: (image.argv(c[f"{kind}Probe"]["exec"]["command"]),
                          float(c[f"{kind}Probe"].get("timeoutSeconds", 1)))
                   for kind in ("liveness", "readiness", "startup") if "exec" in (c.get(f"{kind}Probe") or {})}
-        return Container(pod_name, c["name"], image.argv([*(c.get("command") or []), *(c.get("args") or [])]),
-                         env, container_mounts(c, sources, here), int(sc.get("runAsUser", 0)),
-                         int(sc.get("runAsGroup", 0)),
-                         [int(sc["fsGroup"])] if "fsGroup" in sc else [], image, probes)
+        return Container(pod_name, c["name"], image.argv(list(run_as.argv)), env, container_mounts(c, sources, here),
+                         run_as.uid, run_as.gid, list(run_as.groups), image, probes, run_as.workdir,
+                         [extra] if extra else [])
 
     return Pod(pod_name, where, [container(c) for c in spec.get("initContainers") or []],
                [container(c) for c in spec["containers"]])
@@ -169,6 +234,13 @@ def _traversal_covers(paths: list[Path]) -> list[dict]:
     return [{"dir": d, "keep": sorted(keep)} for d, keep in covers.items()]
 
 
+def _stand_in_paths(python_bin: Path) -> list[Path]:
+    """What the machine lends the image, wherever it lives: the virtualenv (or the bin directory)
+    and the prefix of the Python it was made from."""
+    venv = python_bin.parent
+    return [venv if (venv / "pyvenv.cfg").is_file() else python_bin, _python_home(python_bin)]
+
+
 def _python_home(python_bin: Path) -> Path:
     cfg = python_bin.parent / "pyvenv.cfg"
     for line in cfg.read_text().splitlines() if cfg.is_file() else []:
@@ -185,8 +257,8 @@ def _spec(cluster: Cluster, c: Container, argv: list[str], name: str) -> Path:
     hosts = files / "hosts"
     hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
                      f"127.0.0.1\t{c.pod}\n" + "".join(f"127.0.0.1\t{h}\n" for h in cluster.hosts))
-    passwd = files / f"passwd-{c.uid}"
-    passwd.write_text(Path("/etc/passwd").read_text() + c.image.user + "\n")
+    passwd = files / f"passwd-{c.name}"  # the image's /etc/passwd (the entries that matter)
+    passwd.write_text("".join(f"{line}\n" for line in [*(u.passwd_line() for u in c.image.facts.passwd), *c.passwd]))
     sa = files / "serviceaccount"
     sa.mkdir(exist_ok=True)
     (sa / "namespace").write_text(cluster.namespace)
@@ -198,16 +270,22 @@ def _spec(cluster: Cluster, c: Container, argv: list[str], name: str) -> Path:
               {"source": str(cluster.ca_bundle), "target": CA_BUNDLE, "read_only": True},
               {"source": str(sa), "target": SERVICE_ACCOUNT_DIR, "read_only": True}]
     python_bin = c.image.python_bin
+    stand_in = _stand_in_paths(python_bin)
     env = {**c.image.env, "PATH": ":".join([str(python_bin), *SYSTEM_PATH]), **c.env}
-    roots = sorted({m.target.split("/")[1] for m in c.mounts} | {d.split("/")[1] for d, *_ in c.image.dirs})
+    # The image's HOME and working directory exist in it: made here, but only inside the tmpfs of an
+    # image root (never on the machine's own / or /home).
+    dirs = [{"path": p, "uid": u, "gid": g, "mode": m} for p, u, g, m in c.image.dirs]
+    taken = {d["path"] for d in dirs} | {b["target"] for b in binds}
+    for path, uid, gid in ((env.get("HOME", "/"), c.uid, c.gid), (c.cwd, 0, 0)):
+        if path.split("/")[1] in IMAGE_ROOTS and path not in taken:
+            dirs.append({"path": path, "uid": uid, "gid": gid, "mode": 0o755})
+            taken.add(path)
+    roots = {m.target.split("/")[1] for m in c.mounts} | {d["path"].split("/")[1] for d in dirs}
     spec = {"hostname": c.pod, "stage": str(pod_dir / "stage"),
-            "covers": _traversal_covers([python_bin, _python_home(python_bin)]),
-            "tmpfs": [f"/{r}" for r in roots if r in ("opt", "home")] + ["/run"],
-            "dirs": [{"path": p, "uid": u, "gid": g, "mode": m} for p, u, g, m in c.image.dirs],
-            "binds": binds, "uid": c.uid, "gid": c.gid, "groups": c.groups,
-            "cwd": c.env.get("HOME") or c.image.env.get("HOME", "/"), "env": env, "argv": argv}
-    spec["dirs"] += [{"path": env["HOME"], "uid": c.uid, "gid": c.gid, "mode": 0o755}] \
-        if not any(env["HOME"] == b["target"] for b in binds) else []
+            "covers": _traversal_covers(stand_in), "keep": [str(p) for p in stand_in],
+            "tmpfs": [f"/{r}" for r in sorted(roots) if r in IMAGE_ROOTS] + ["/run"],
+            "dirs": dirs, "binds": binds, "uid": c.uid, "gid": c.gid, "groups": c.groups,
+            "cwd": c.cwd, "env": env, "argv": argv}
     path = files / f"spec-{c.name}-{name}.json"
     path.touch(mode=0o600)
     path.write_text(json.dumps(spec))

@@ -40,6 +40,9 @@ KUBERNETES_EXECUTORS = frozenset({"KubernetesExecutor", "CeleryKubernetesExecuto
 TASK_POD_COMPONENT = "task"  # `component` label of KubernetesExecutor task pods (the chart gives them none)
 LOG_SERVER_PORTS = (8793, 8794)  # Airflow's worker and triggerer log servers, read by the web UI
 AIRFLOW_UID, AIRFLOW_GID = 50000, 0  # the apache/airflow images' user; the EFS access point's PosixUser
+# The user named nobody in the Alpine/busybox images of pgbouncer, its exporter and statsd-exporter
+# (images.py): the values give it by number, or the kubelet cannot check runAsNonRoot (kubelet.py).
+NOBODY_UID = 65534
 
 # ---------------------------------------------------------------- GitOps engines' lifecycle
 # A failed Airflow upgrade must not be rolled back: the migration Job may already have moved the
