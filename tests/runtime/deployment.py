@@ -23,14 +23,27 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from airflow_gitops.facts import DAG_CLAIM
 
-from .pods import KUBERNETES_SERVICE, Cluster, Container, Pod, airflow_image, build_pod, execute, pgbouncer_image, start
+from . import pgbouncer
+from .install import PGBOUNCER
+from .pods import (
+    KUBERNETES_SERVICE,
+    Cluster,
+    Container,
+    Image,
+    Pod,
+    airflow_image,
+    build_pod,
+    execute,
+    pgbouncer_image,
+    start,
+)
 from .rendered import Mount, Objects, Rendered
 from .sandbox import HarnessError, Process, Sandbox, wait_for
 from .services import Postgres, Redis
@@ -145,11 +158,28 @@ class Deployment:
                                password=password)
         if "Kubernetes" in a["executor"]:
             self.start_kube_api()
-        # pgbouncer first: the official chart's pgbouncer image is apache/airflow:airflow-pgbouncer-<...>.
-        images = {"pgbouncer": pgbouncer_image(self.airflow_python),
+        # pgbouncer first: the official chart's pgbouncer image is apache/airflow:airflow-pgbouncer-<...>;
+        # the rendered pgbouncer containers' exact refs before that, each with its version's stand-in.
+        images = {**self.pgbouncer_images(), "pgbouncer": pgbouncer_image(self.airflow_python),
                   "apache/airflow": airflow_image(self.airflow_python)}
         self.cluster = Cluster(self.objects, {DAG_CLAIM: self.efs}, self.endpoint_names(),
                                self.rendered.release["namespace"], self.ca.bundle, images, self.workdir)
+
+    def pgbouncer_images(self) -> dict[str, Image]:
+        """The image of every rendered `pgbouncer` container, with the harness's build standing in
+        for the pgbouncer version its tag names (pgbouncer.py), bound over its /usr/local/sbin."""
+        if not PGBOUNCER.installed():
+            raise HarnessError(f"pgbouncer {PGBOUNCER.version} is not built in {PGBOUNCER.prefix}: run `make runtime`")
+        refs = {c["image"] for d in self.rendered.kinds("Deployment")
+                for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "pgbouncer"}
+        images = {}
+        for i, ref in enumerate(sorted(refs)):
+            try:
+                directory = pgbouncer.stand_in(ref, self.workdir / "images" / f"pgbouncer-{i}", PGBOUNCER.binary)
+            except ValueError as exc:
+                raise HarnessError(str(exc)) from None
+            images[ref] = replace(pgbouncer_image(self.airflow_python), binds=((directory, pgbouncer.CONTAINER_DIR),))
+        return images
 
     @property
     def official(self) -> bool:

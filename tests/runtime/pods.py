@@ -5,7 +5,8 @@ an /etc/hosts that resolves the cluster Services and the AWS endpoints to the sa
 loopback (the only thing this harness maps), the volumes at their mount paths, the service
 account token, the CA bundle the tests trust at the image's path, and the user of the
 container's securityContext. What the image itself provides (Python, the airflow CLI,
-pgbouncer, psql, the passwd entry of its user) comes from the machine; `Image` names it.
+pgbouncer, psql, the passwd entry of its user) comes from the machine; `Image` names it (pgbouncer:
+the harness's build, bound in by pgbouncer.py).
 The rendered env, command, args, probes and config files are used as rendered.
 """
 
@@ -41,6 +42,7 @@ class Image:
     user: str  # its passwd line
     entrypoint: tuple[str, ...] = ()  # the image's ENTRYPOINT-like prefix of `command`, dropped
     sh_is_bash: bool = False  # its /bin/sh has bash's ${var/pattern/replacement} (busybox ash)
+    binds: tuple[tuple[Path, str], ...] = ()  # (host dir, path) read-only: its own builds (pgbouncer.py)
 
     def argv(self, command: list[str]) -> list[str]:
         argv = _strip_entrypoint(command)
@@ -197,6 +199,7 @@ def _spec(cluster: Cluster, c: Container, argv: list[str], name: str) -> Path:
               {"source": str(passwd), "target": "/etc/passwd", "read_only": True},
               {"source": str(cluster.ca_bundle), "target": CA_BUNDLE, "read_only": True},
               {"source": str(sa), "target": SERVICE_ACCOUNT_DIR, "read_only": True}]
+    binds += [{"source": str(source), "target": target, "read_only": True} for source, target in c.image.binds]
     python_bin = c.image.python_bin
     env = {**c.image.env, "PATH": ":".join([str(python_bin), *SYSTEM_PATH]), **c.env}
     roots = sorted({m.target.split("/")[1] for m in c.mounts} | {d.split("/")[1] for d, *_ in c.image.dirs})
