@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,6 +236,29 @@ def stand_in(ref: str, dest: Path, binary: Path) -> Path:
     launcher.chmod(0o755)
     (dest / IMAGE_FILE).chmod(0o644)
     return dest
+
+
+def admin_show(argv: list[str], socket_dir: Path, port: int, what: str = "CONFIG",
+               timeout: float = 10) -> tuple[int | None, str, dict[str, str]]:
+    """Start `argv` (a pgbouncer taking a config whose admin console is on `socket_dir`, port
+    `port`, user `admin`, auth_type trust) as nobody, `SHOW <what>` there, stop it. Returns
+    (exit code if it did not start, its output, name -> value of the first two columns)."""
+    proc = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    socket, deadline = socket_dir / f".s.PGSQL.{port}", time.monotonic() + timeout
+    while not socket.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        if proc.poll() is not None:
+            return proc.returncode, proc.stdout.read() if proc.stdout else "", {}
+        shown = subprocess.run(["psql", "-X", "-At", "-F", "\t", "-h", str(socket_dir), "-p", str(port), "-U", "admin",
+                                "-d", "pgbouncer", "-c", f"SHOW {what}"], capture_output=True, text=True,
+                               timeout=timeout, check=True).stdout
+        rows = dict(line.split("\t")[:2] for line in shown.splitlines() if "\t" in line)
+    finally:
+        proc.terminate()
+        proc.wait(timeout)
+    return None, proc.stdout.read() if proc.stdout else "", rows
 
 
 if __name__ == "__main__":
