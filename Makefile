@@ -53,7 +53,7 @@ setup: $(VENV)/.installed $(KUBECTL) $(GROOVY_LINT) $(ACTION_VALIDATOR) $(PROMET
 
 tools: $(KUBECTL)
 
-runtime: $(VENV)/.installed ## runtime harness: Debian servers (as root) and real Airflow from PyPI into .runtime/
+runtime: $(VENV)/.installed ## runtime harness: Debian servers and a pgbouncer build (as root), real Airflow from PyPI into .runtime/
 	$(PY) tests/runtime/install.py --debian $(foreach v,$(RUNTIME_AIRFLOW),--airflow $(v))
 
 demo: setup ## generate build/demo from examples/demo.yml and run its `make validate`

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "template" / "scripts"))
 SHARED = Path(os.environ.get("AIRFLOW_GITOPS_SHARED", ROOT.parent / "shared"))
 SNAPSHOT_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".tools", "build", ".cache", "__pycache__", ".pytest_cache", ".ruff_cache"
+    ".git", ".venv", ".tools", ".runtime", "build", ".cache", "__pycache__", ".pytest_cache", ".ruff_cache"
 )
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",

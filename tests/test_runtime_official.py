@@ -24,6 +24,7 @@ import yaml
 from airflow_gitops import facts
 from conftest import airflow_python, shared_path, skip_or_fail, validate_env
 from controller import make_cert, make_key, unseal_object
+from runtime import keda
 from runtime.deployment import RELEASE_TIMEOUT, Deployment, make_workdir, remove_workdir
 from runtime.sandbox import HarnessError, unavailable, wait_for
 from test_chart_switch import FERNET, community_repo, switch_to_official
@@ -194,16 +195,42 @@ def alert_metrics_missing(dep: Deployment) -> list[str]:
 
 def keda_query(dep: Deployment) -> int:
     """The ScaledObject's query on the connection KEDA takes from the worker container's env,
-    through pgbouncer, as the KEDA operator runs it (here from the worker pod's network)."""
-    (scaled,) = dep.rendered.kinds("ScaledObject")
-    (trigger,) = scaled["spec"]["triggers"]
-    env, query = trigger["metadata"]["connectionFromEnv"], trigger["metadata"]["query"]
-    code = ("import os, sys, psycopg2; c = psycopg2.connect(os.environ[sys.argv[1]]); cur = c.cursor(); "
-            "cur.execute(sys.argv[2]); print(cur.fetchone()[0])")
-    proc = dep.exec(name(dep, "worker"), ["python", "-c", code, env, query], container="worker", timeout=60)
-    if proc.returncode != 0:
-        raise HarnessError(f"KEDA's query failed: {proc.stderr[-1000:]}")
-    return int(float(proc.stdout.strip().splitlines()[-1]))
+    through pgbouncer, prepared as KEDA's pgx prepares it, over more than one server connection."""
+    polls = keda.poll_across_servers(dep, name(dep, "worker"), "worker")
+    assert polls.error is None, f"KEDA's poll failed after {len(polls.values)} polls: {polls.error}"
+    assert len(set(polls.values)) == 1, polls.values
+    return int(polls.values[0])
+
+
+def test_keda_polls_through_pgbouncer_with_prepared_statements(prerequisites, official_repo, workdir,
+                                                               controller_key) -> None:
+    """KEDA's postgresql scaler prepares its query (pgx). Through the rendered pgbouncer, run as the
+    chart's pgbouncer image runs it (1.23.1: prepared statements only with max_prepared_statements),
+    every poll answers, also those pgbouncer serves from a server connection the query was not
+    prepared on: RDS with the tables the query reads, the pgbouncer pod, no Airflow."""
+    python, chart = prerequisites
+    repo = official_repo(keda_autoscaling=True)
+    with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
+        trust_rds(dep.repo, dep.ca.bundle)
+        dep.render(chart)
+        dep.start_services()
+        user, _ = dep.db_login()
+        _, query = keda.scaler(dep.rendered)
+        # task_instance as Airflow's schema has the columns the query reads, 17 tasks waiting.
+        dep.sql(f"CREATE TABLE task_instance (state VARCHAR(20), queue VARCHAR(256)); "
+                f"ALTER TABLE task_instance OWNER TO \"{user}\"; "
+                "INSERT INTO task_instance SELECT 'queued', 'default' FROM generate_series(1, 17);")
+        expected = float(dep.sql(query))
+        dep.start(name(dep, "pgbouncer"), skip=("metrics-exporter",))
+        dep.wait_log(name(dep, "pgbouncer"), "process up", 60)
+        polls = keda.poll_across_servers(dep, name(dep, "worker"), "worker")
+        log = dep.process(name(dep, "pgbouncer")).text()
+        assert polls.error is None, f"poll {len(polls.values) + 1} failed: {polls.error}\n{log[-1500:]}"
+        assert polls.values == [expected] * (keda.HELD_POLLS + 2)
+        # pgbouncer served the polls from more than one RDS connection (one held by the transaction).
+        backends = dep.sql(f"SELECT pid FROM pg_stat_activity WHERE usename = '{user}' AND backend_type = "
+                           "'client backend'").split()
+        assert len(backends) >= 2 and str(polls.held_backend) in backends, (backends, polls)
 
 
 def _healthy(dep: Deployment) -> bool:

@@ -23,14 +23,28 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from airflow_gitops import images
 from airflow_gitops.facts import DAG_CLAIM
 
-from .pods import KUBERNETES_SERVICE, Cluster, Container, Pod, airflow_image, build_pod, execute, stand_ins, start
+from . import pgbouncer
+from .install import PGBOUNCER
+from .pods import (
+    KUBERNETES_SERVICE,
+    Cluster,
+    Container,
+    Image,
+    Pod,
+    airflow_image,
+    build_pod,
+    execute,
+    stand_ins,
+    start,
+)
 from .rendered import Mount, Objects, Rendered
 from .sandbox import HarnessError, Process, Sandbox, wait_for
 from .services import Postgres, Redis
@@ -146,8 +160,28 @@ class Deployment:
         if "Kubernetes" in a["executor"]:
             self.start_kube_api()
         self.cluster = Cluster(self.objects, {DAG_CLAIM: self.efs}, self.endpoint_names(),
-                               self.rendered.release["namespace"], self.ca.bundle, stand_ins(self.airflow_python),
-                               self.workdir)
+                               self.rendered.release["namespace"], self.ca.bundle,
+                               {**stand_ins(self.airflow_python), **self.pgbouncer_images()}, self.workdir)
+
+    def pgbouncer_images(self) -> dict[str, Image]:
+        """The image of every rendered `pgbouncer` container, with the harness's build standing in
+        for the pgbouncer version its tag names (pgbouncer.py), bound over its /usr/local/sbin."""
+        if not PGBOUNCER.installed():
+            raise HarnessError(f"pgbouncer {PGBOUNCER.version} is not built in {PGBOUNCER.prefix}: run `make runtime`")
+        refs = {c["image"] for d in self.rendered.kinds("Deployment")
+                for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "pgbouncer"}
+        found: dict[str, Image] = {}
+        standing = stand_ins(self.airflow_python)
+        for i, ref in enumerate(sorted(refs)):
+            known = images.lookup(ref)
+            if known is None or known.name not in standing:
+                raise HarnessError(f"pgbouncer image {ref}: no facts or stand-in (airflow_gitops/images.py)")
+            try:
+                directory = pgbouncer.stand_in(ref, self.workdir / "images" / f"pgbouncer-{i}", PGBOUNCER.binary)
+            except ValueError as exc:
+                raise HarnessError(str(exc)) from None
+            found[known.name] = replace(standing[known.name], binds=((directory, pgbouncer.CONTAINER_DIR),))
+        return found
 
     @property
     def official(self) -> bool:

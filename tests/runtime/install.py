@@ -3,6 +3,9 @@
 
     python tests/runtime/install.py [--debian] [--airflow 2.8.4 ...]
 
+pgbouncer is built from Debian's source package of a newer suite (PGBOUNCER): the chart images'
+pgbouncer (1.22.1, 1.23.1) has settings bookworm's 1.18.0 lacks (max_prepared_statements);
+tests/runtime/pgbouncer.py makes that build behave as each image's version.
 Airflow gets its own virtualenv per version under .runtime/ (never the test venv: Airflow
 pins half of PyPI), created with the interpreter the apache/airflow image of that version
 uses when this machine has it, else the newest supported one found. Its dependencies are
@@ -14,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import glob
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +33,43 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 RUNTIME_DIR = Path(os.environ.get("AIRFLOW_RUNTIME_DIR", ROOT / ".runtime"))
 # Debian packages the harness starts (bound to 127.0.0.1 by the tests) and the DAG bench uses.
-DEBIAN_PACKAGES = {"postgres": "postgresql", "pgbouncer": "pgbouncer", "redis-server": "redis-server",
+DEBIAN_PACKAGES = {"postgres": "postgresql", "redis-server": "redis-server",
                    "rsync": "rsync", "fusermount3": "fuse3", "openssl": "openssl",
                    "promtool": "prometheus"}  # promtool: the PrometheusRule alerts are unit-tested with it
 POSTGRES_BIN = "/usr/lib/postgresql/15/bin"  # bookworm's PostgreSQL 15: initdb/postgres are not on PATH
+
+
+@dataclass(frozen=True)
+class SourceBuild:
+    """An upstream release built from a Debian suite's source package (apt-get source, ./configure)."""
+
+    package: str
+    version: str  # upstream: any Debian revision of it (security patches) is taken, the newest
+    suite: str  # its deb-src suite, read through a private apt configuration (never the system's)
+    build_depends: tuple[str, ...]  # from this machine's own suite
+    configure: tuple[str, ...]
+
+    @property
+    def prefix(self) -> Path:
+        return RUNTIME_DIR / f"{self.package}-{self.version}"
+
+    @property
+    def binary(self) -> Path:
+        return self.prefix / "bin" / self.package
+
+    def installed(self) -> bool:
+        if not (self.prefix / ".installed").is_file() or not os.access(self.binary, os.X_OK):
+            return False
+        probe = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True)
+        return probe.returncode == 0 and probe.stdout.split("\n", 1)[0].split()[1:2] == [self.version]
+
+
+# Debian trixie's pgbouncer 1.24.1 (bookworm has 1.18.0); it builds against bookworm's libraries.
+PGBOUNCER = SourceBuild("pgbouncer", "1.24.1", "trixie",
+                        ("build-essential", "pkg-config", "libevent-dev", "libc-ares-dev", "libssl-dev"),
+                        ("--with-cares", "--without-systemd"))
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
 @dataclass(frozen=True)
@@ -140,13 +178,84 @@ def install_debian() -> None:
         return
     if os.geteuid() != 0:
         raise SystemExit(f"install: missing Debian packages {' '.join(missing)}: run as root or apt-get install them")
+    apt_install(missing)
+    print(f"install: installed {' '.join(missing)} (no service is started: the tests start their own)")
+
+
+def apt_install(packages: list[str]) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
     with no_service_starts():
         if subprocess.run(cmd, env=env).returncode != 0:  # stale package lists on a fresh machine
             subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
             subprocess.run(cmd, check=True, env=env)
-    print(f"install: installed {' '.join(missing)} (no service is started: the tests start their own)")
+
+
+def dpkg_missing(packages: tuple[str, ...]) -> list[str]:
+    def installed(pkg: str) -> bool:
+        probe = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
+        return probe.stdout.strip() == "install ok installed"
+    return [pkg for pkg in packages if not installed(pkg)]
+
+
+def install_source_build(build: SourceBuild) -> None:
+    """Build `build` into .runtime/<package>-<version>/ unless that version is there. The suite's
+    deb-src index lives in a temporary apt directory: the system's sources and lists are untouched."""
+    if build.installed():
+        print(f"install: {build.package} {build.version} already in {build.prefix}")
+        return
+    if os.geteuid() != 0:
+        raise SystemExit(f"install: {build.package} {build.version} is not built in {build.prefix}: "
+                         "run as root (its build dependencies are apt-get installed)")
+    missing = dpkg_missing(build.build_depends)
+    if missing:
+        apt_install(missing)
+    with tempfile.TemporaryDirectory(prefix=f"{build.package}-build-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)  # apt's download sandbox user (_apt) must reach the lists and the sources
+        sources, lists, cache, src = work / "sources", work / "lists", work / "cache", work / "src"
+        for path in (sources, lists / "partial", cache / "archives" / "partial", src):
+            path.mkdir(parents=True)
+        for path in (lists / "partial", cache / "archives" / "partial", src):
+            with contextlib.suppress(LookupError, PermissionError):
+                shutil.chown(path, "_apt")
+        (sources / f"{build.suite}-src.sources").write_text(
+            f"Types: deb-src\nURIs: {DEBIAN_MIRROR}\nSuites: {build.suite}\nComponents: main\n"
+            f"Signed-By: {DEBIAN_KEYRING}\n")
+        apt = ["-o", "Dir::Etc::sourcelist=/dev/null", "-o", f"Dir::Etc::sourceparts={sources}",
+               "-o", f"Dir::State::Lists={lists}", "-o", f"Dir::Cache={cache}"]
+        subprocess.run(["apt-get", *apt, "update", "-q"], check=True, stdout=subprocess.DEVNULL)
+        shown = subprocess.run(["apt-cache", *apt, "showsrc", build.package], capture_output=True, text=True,
+                               check=True).stdout
+        offered = {line.split()[1] for line in shown.splitlines() if line.startswith("Version: ")}
+        versions = [v for v in offered if v.startswith(build.version + "-")]
+        if not versions:
+            raise SystemExit(f"install: Debian {build.suite} has no {build.package} {build.version} source "
+                             f"(it has {', '.join(sorted(offered)) or 'none'})")
+        debian_version = max(versions, key=functools.cmp_to_key(dpkg_compare))
+        subprocess.run(["apt-get", *apt, "source", "-q", f"{build.package}={debian_version}"], cwd=src, check=True,
+                       stdout=subprocess.DEVNULL)
+        (tree,) = (p for p in src.iterdir() if p.is_dir())
+        shutil.rmtree(build.prefix, ignore_errors=True)
+        jobs = str(max(1, min(2, os.cpu_count() or 1)))
+        for step in (["./configure", f"--prefix={build.prefix}", *build.configure], ["make", f"-j{jobs}"],
+                     ["make", "install"]):
+            proc = subprocess.run(step, cwd=tree, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"install: {' '.join(step)} failed for {build.package} {debian_version}:\n"
+                                 f"{(proc.stdout + proc.stderr)[-3000:]}")
+    (build.prefix / ".installed").write_text(f"{build.package} {debian_version} from Debian {build.suite} "
+                                             f"({' '.join(build.configure)})\n")
+    if not build.installed():
+        raise SystemExit(f"install: {build.binary} does not report version {build.version}")
+    print(f"install: built {build.package} {debian_version} (Debian {build.suite}) in {build.prefix}")
+
+
+def dpkg_compare(a: str, b: str) -> int:
+    """Debian's version ordering (1.24.1-1 < 1.24.1-1+deb13u2), by dpkg itself."""
+    if a == b:
+        return 0
+    return -1 if subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0 else 1
 
 
 @contextlib.contextmanager
@@ -166,13 +275,14 @@ def no_service_starts(policy: Path = Path("/usr/sbin/policy-rc.d")) -> Iterator[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--debian", action="store_true", help="apt-get install the servers (root)")
+    parser.add_argument("--debian", action="store_true", help="apt-get install the servers, build pgbouncer (root)")
     parser.add_argument("--airflow", action="append", default=[], choices=sorted(RUNTIMES))
     parser.add_argument("--compile", action="append", default=[], choices=sorted(RUNTIMES),
                         help="re-pin constraints/airflow-<version>.txt from PyPI")
     args = parser.parse_args(argv)
     if args.debian:
         install_debian()
+        install_source_build(PGBOUNCER)
     for version in args.compile:
         compile_constraints(version)
     for version in args.airflow:

@@ -8,7 +8,8 @@ working directory and argv are the kubelet's and the runtime's (airflow_gitops/k
 the image's facts (airflow_gitops/images.py: USER, ENTRYPOINT/CMD, WORKDIR, ENV, /etc/passwd);
 a container the kubelet would refuse (runAsNonRoot it cannot verify) is refused with its message,
 and an image without facts is refused too. What the image itself provides (Python, the airflow
-CLI, pgbouncer, psql) comes from the machine; `Image` names it. The rendered env, command, args
+CLI, psql; pgbouncer: the harness's build, bound in by pgbouncer.py) comes from the machine; `Image`
+names it. The rendered env, command, args
 (with the kubelet's $(VAR) expansion), probes and config files are used as rendered.
 """
 
@@ -44,6 +45,7 @@ class Image:
     facts: images.Image
     python_bin: Path  # first on PATH: python3, airflow
     sh_is_bash: bool = False  # its /bin/sh has bash's ${var/pattern/replacement} (busybox ash)
+    binds: tuple[tuple[Path, str], ...] = ()  # (host dir, path) read-only: its own builds (pgbouncer.py)
 
     @property
     def name(self) -> str:
@@ -269,6 +271,7 @@ def _spec(cluster: Cluster, c: Container, argv: list[str], name: str) -> Path:
               {"source": str(passwd), "target": "/etc/passwd", "read_only": True},
               {"source": str(cluster.ca_bundle), "target": CA_BUNDLE, "read_only": True},
               {"source": str(sa), "target": SERVICE_ACCOUNT_DIR, "read_only": True}]
+    binds += [{"source": str(source), "target": target, "read_only": True} for source, target in c.image.binds]
     python_bin = c.image.python_bin
     stand_in = _stand_in_paths(python_bin)
     env = {**c.image.env, "PATH": ":".join([str(python_bin), *SYSTEM_PATH]), **c.env}

@@ -27,6 +27,10 @@ def unavailable() -> str | None:
     missing = [tool for tool in REQUIRED_TOOLS if not shutil.which(tool)]
     if missing:
         return f"the runtime harness needs {', '.join(missing)} (util-linux, iproute2)"
+    from .install import PGBOUNCER
+
+    if not PGBOUNCER.installed():
+        return f"pgbouncer {PGBOUNCER.version} is not built in {PGBOUNCER.prefix}: run `make runtime`"
     return None
 
 

@@ -72,6 +72,10 @@ S3_LOG_COMPONENTS = ("workers", "triggerer", "apiServer")
 OFFICIAL_SERVICE_ACCOUNTS = {"workers": "worker", "triggerer": "triggerer", "apiServer": "api-server"}
 API_SERVER_HEALTH_PATH = "/api/v2/monitor/health"  # the chart's api-server probes
 PGBOUNCER_PORT = 6543  # the official chart's ports.pgbouncer
+# pgbouncer.ini max_prepared_statements: KEDA's postgresql scaler (pgx) prepares its query, which in
+# transaction mode needs pgbouncer to track prepared statements; the chart's pgbouncer image (1.23.1)
+# has them off unless set (on by default, 200, only from 1.24.0). 100: pgbouncer 1.21.0's suggestion.
+PGBOUNCER_MAX_PREPARED_STATEMENTS = 100
 # keda_autoscaling: KEDA's own Helm chart installs its operator here, with this pod label; the
 # operator runs the chart's scaling query against the metadata database through pgbouncer.
 KEDA_NAMESPACE = "keda"
