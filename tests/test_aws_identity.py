@@ -8,7 +8,9 @@ the environment's role:
   127.0.0.1 (AWS_ENDPOINT_URL_STS) that checks the role and the token.
 - EKS Pod Identity: the webhook injects AWS_CONTAINER_CREDENTIALS_FULL_URI and a token file;
   botocore asks the Pod Identity agent. The agent is a stand-in on 127.0.0.1 that checks the token.
-The IAM files in deploy/overlays/<env>/iam/ must admit exactly the identity that asked.
+The IAM files in deploy/overlays/<env>/iam/ must admit exactly the identity that asked, and with
+Pod Identity the associations file must bind the role to each ServiceAccount the trust policy
+admits: requests the EKS API accepts (botocore's own model of CreatePodIdentityAssociation).
 """
 
 from __future__ import annotations
@@ -22,10 +24,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 import yaml
-from airflow_gitops.facts import IAM_DIR, IRSA_TRUST_POLICY, POD_IDENTITY_TRUST_POLICY
-from conftest import airflow_python, merged_values, render_dev
+from airflow_gitops.facts import (
+    IAM_DIR,
+    IRSA_TRUST_POLICY,
+    POD_IDENTITY_ASSOCIATIONS,
+    POD_IDENTITY_TRUST_POLICY,
+    S3_LIST_PREFIX_OPERATOR,
+    S3_LOGS_POLICY,
+    service_account_subjects,
+    service_accounts,
+)
+from botocore.validate import ParamValidator
+from conftest import airflow_python, merged_values, render_dev, run_validate, staging_answers
 
 pytestmark = pytest.mark.slow
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.service-account-token.signature"  # what the kubelet projects
@@ -145,3 +158,123 @@ def test_the_chart_renders_the_service_account_the_trust_policies_name(tmp_path,
     names = {yaml.safe_load(p.read_text())["spec"]["template"]["spec"]["serviceAccountName"]
              for p in out.glob("*.yaml") if p.name.startswith(("deployment-", "statefulset-"))}
     assert names == {"airflow"}
+
+
+# ---------------------------------------------------------------- Pod Identity associations as code
+TAG = "aws:RequestTag/"
+CREATE_ASSOCIATION = botocore.session.get_session().get_service_model("eks") \
+    .operation_model("CreatePodIdentityAssociation").input_shape
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.fixture(scope="module", params=["official", "community"])
+def pod_identity(request, tmp_path_factory, copy_project) -> tuple[str, Path, dict[str, Any]]:
+    answers = {**request.getfixturevalue(f"{'official' if request.param == 'official' else 'demo'}_answers"),
+               "aws_identity": "pod-identity"}
+    return request.param, copy_project(tmp_path_factory.mktemp(request.param) / "repo", answers), answers
+
+
+def test_pod_identity_associates_the_role_with_each_service_account_it_trusts(pod_identity) -> None:
+    flavor, repo, answers = pod_identity
+    iam = repo / "deploy/overlays/dev" / IAM_DIR
+    requests = json.loads((iam / POD_IDENTITY_ASSOCIATIONS).read_text())
+    for request in requests:  # what `aws eks create-pod-identity-association --cli-input-json` validates
+        report = ParamValidator().validate(request, CREATE_ASSOCIATION)
+        assert not report.has_errors(), report.generate_report()
+    tags = json.loads((iam / POD_IDENTITY_TRUST_POLICY).read_text())["Statement"][0]["Condition"]["StringEquals"]
+    trusted = as_list(tags[f"{TAG}kubernetes-service-account"])
+    assert sorted(r["serviceAccount"] for r in requests) == sorted(trusted) == sorted(
+        service_accounts(flavor, answers["project_name"]))  # one association per ServiceAccount
+    assert len(requests) == (3 if flavor == "official" else 1)
+    assert {(r["clusterName"], r["namespace"], r["roleArn"]) for r in requests} == {
+        (tags[f"{TAG}eks-cluster-name"], tags[f"{TAG}kubernetes-namespace"], answers["irsa_role_arn"])}
+    readme = (repo / "README.md").read_text()
+    assert f"deploy/overlays/dev/iam/{POD_IDENTITY_ASSOCIATIONS}" in readme and "--cli-input-json" in readme
+    assert "--service-account" not in readme  # no one-ServiceAccount command left
+    assert all(f"`{account}`" in readme for account in trusted)
+    result = run_validate(repo)
+    assert result.returncode == 0 and "ERROR" not in result.stdout, result.stdout
+
+
+def edit_json(path: Path, change: Any) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2))
+
+
+ASSOCIATION_DRIFT = {  # an edit of the associations file: what make validate must say
+    "a ServiceAccount left out": (lambda d: d.pop(), "serviceAccount must be each of"),
+    "another namespace": (lambda d: d[0].update(namespace="airflow-prod"), "namespace 'airflow-prod' is not "
+                          "'airflow-dev'"),
+    "another cluster": (lambda d: d[0].update(clusterName="other"), "clusterName 'other' is not 'demo-cluster'"),
+    "two roles": (lambda d: d.append({**d[0], "roleArn": "arn:aws:iam::123456789012:role/other"}), "several roles"),
+    "a field the API does not know": (lambda d: d[0].update(role=d[0].pop("roleArn")),
+                                      'Missing required parameter in input: "roleArn"'),
+    "no session tags": (lambda d: d[0].update(disableSessionTags=True), "disableSessionTags is true"),
+}
+
+
+@pytest.mark.parametrize("drift", sorted(ASSOCIATION_DRIFT))
+def test_validate_catches_association_drift(pod_identity, drift) -> None:
+    _, repo, _ = pod_identity
+    path = repo / "deploy/overlays/dev" / IAM_DIR / POD_IDENTITY_ASSOCIATIONS
+    before = path.read_text()
+    change, message = ASSOCIATION_DRIFT[drift]
+    try:
+        edit_json(path, change)
+        result = run_validate(repo)
+    finally:
+        path.write_text(before)
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    assert result.returncode != 0 and errors, result.stdout
+    assert all(f"deploy/overlays/dev/{IAM_DIR}: {POD_IDENTITY_ASSOCIATIONS}:" in e for e in errors), errors
+    assert any(message in e for e in errors), errors
+
+
+LISTING_DRIFT = {  # an edit of the log policy's TaskLogsList statement: what make validate must say
+    "a grant that needs a prefix": (lambda s: s["Condition"].update(StringLike=s["Condition"].pop(
+        S3_LIST_PREFIX_OPERATOR)), "S3 answers 403 instead of 404"),
+    "no condition": (lambda s: s.pop("Condition"), "allows s3:ListBucket under any prefix"),
+    "another prefix": (lambda s: s["Condition"][S3_LIST_PREFIX_OPERATOR].update({"s3:prefix": ["airflow/*"]}),
+                       "lists outside this environment's prefix 'airflow/dev/'"),
+}
+
+
+@pytest.mark.parametrize("drift", sorted(LISTING_DRIFT))
+def test_validate_catches_a_listing_grant_that_breaks_or_widens_task_logs(pod_identity, drift) -> None:
+    _, repo, _ = pod_identity
+    path = repo / "deploy/overlays/dev" / IAM_DIR / S3_LOGS_POLICY
+    before = path.read_text()
+    change, message = LISTING_DRIFT[drift]
+    try:
+        edit_json(path, lambda p: change(next(s for s in p["Statement"] if s["Sid"] == "TaskLogsList")))
+        result = run_validate(repo)
+    finally:
+        path.write_text(before)
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    assert result.returncode != 0 and any(message in e for e in errors), result.stdout
+
+
+def test_the_readme_names_every_service_account_irsa_must_trust(tmp_path, copy_project, official_answers) -> None:
+    """Without eks_oidc_issuer there is no trust policy file: the README says whom to trust."""
+    repo = copy_project(tmp_path / "repo", {**official_answers, "eks_oidc_issuer": ""})
+    readme = (repo / "README.md").read_text()
+    subjects = service_account_subjects("official", official_answers["project_name"], official_answers["namespace"])
+    assert len(subjects) == 3 and all(f"`{subject}`" in readme for subject in subjects)
+
+
+def test_validate_refuses_two_environments_associated_with_one_role(tmp_path, copy_project, demo_answers) -> None:
+    """One role has one trust policy: the second environment's would replace the first's."""
+    answers = {**demo_answers, "aws_identity": "pod-identity"}
+    repo = copy_project(tmp_path / "repo", answers)
+    copy_project(repo, {**staging_answers(answers), "aws_identity": "pod-identity"},
+                 answers_file=".copier-answers.staging.yml")
+    path = repo / "deploy/overlays/staging" / IAM_DIR / POD_IDENTITY_ASSOCIATIONS
+    path.write_text(path.read_text().replace("role/airflow-staging", "role/airflow-dev"))
+    result = run_validate(repo)
+    assert result.returncode != 0
+    assert f"ERROR deploy/overlays/staging/{IAM_DIR}: {POD_IDENTITY_ASSOCIATIONS}: role " \
+        "arn:aws:iam::123456789012:role/airflow-dev is also environment 'dev''s" in result.stdout, result.stdout

@@ -62,6 +62,12 @@ S3_LOGS_POLICY = "s3-logs-policy.json"  # permissions policy: the env's task-log
 IRSA_TRUST_POLICY = "irsa-trust-policy.json"  # trust policy: the chart's ServiceAccount via the cluster's OIDC
 POD_IDENTITY_TRUST_POLICY = "pod-identity-trust-policy.json"  # trust policy: EKS Pod Identity, scoped by tags
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+# EKS Pod Identity: one association per (namespace, ServiceAccount), each a CreatePodIdentityAssociation
+# request (aws eks create-pod-identity-association --cli-input-json); a list, one per ServiceAccount.
+POD_IDENTITY_ASSOCIATIONS = "pod-identity-associations.json"
+# The log policy's ListBucket grant: S3 answers a GET/HEAD of a missing key 404 only if the caller may
+# ListBucket for that request (else 403), and a HEAD has no s3:prefix, which IfExists lets through.
+S3_LIST_PREFIX_OPERATOR = "StringLikeIfExists"
 IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"  # on the chart's ServiceAccount: EKS injects the role
 AWS_IDENTITIES = ("irsa", "pod-identity")  # the aws_identity answer
 
@@ -102,6 +108,13 @@ def service_accounts(flavor: str, release: str) -> list[str]:
 
 def service_account_subjects(flavor: str, release: str, namespace: str) -> list[str]:
     return [f"system:serviceaccount:{namespace}:{sa}" for sa in service_accounts(flavor, release)]
+
+
+def pod_identity_associations(flavor: str, release: str, namespace: str, cluster: str, role: str) -> list[dict]:
+    """One CreatePodIdentityAssociation request (the EKS API's field names) per ServiceAccount that
+    takes the role: EKS binds a role to one (namespace, ServiceAccount) per association."""
+    return [{"clusterName": cluster, "namespace": namespace, "serviceAccount": sa, "roleArn": role}
+            for sa in service_accounts(flavor, release)]
 
 
 # ---------------------------------------------------------------- node autoscalers

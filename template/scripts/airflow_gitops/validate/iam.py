@@ -2,12 +2,19 @@
 
 The permissions policy is linted with parliament (https://github.com/duo-labs/parliament: unknown
 actions, bad resources, malformed statements) and must name only the environment's own log
-bucket and prefix; the trust policy must admit exactly the chart's ServiceAccount through the
-cluster's OIDC issuer, for the account of the role the ServiceAccount is annotated with.
+bucket and prefix, and its s3:ListBucket grant must also match a request that names no prefix
+(S3 answers a HEAD of a missing key 404 only to such a caller, else 403, and Airflow gives up on
+the 403 before a new log's first upload); the trust policy must admit exactly the chart's
+ServiceAccounts through the cluster's OIDC issuer, for the account of the role the ServiceAccounts
+are annotated with. With EKS Pod Identity, the associations file holds one request per
+ServiceAccount, each valid for the EKS API (botocore's model of CreatePodIdentityAssociation) and
+naming the trust policy's cluster, namespace and ServiceAccounts and one role.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import json
 import re
 from pathlib import Path
@@ -18,8 +25,10 @@ from airflow_gitops.facts import (
     IRSA_ROLE_ANNOTATION,
     IRSA_TRUST_POLICY,
     KMS_KEY_ARN,
+    POD_IDENTITY_ASSOCIATIONS,
     POD_IDENTITY_PRINCIPAL,
     POD_IDENTITY_TRUST_POLICY,
+    S3_LIST_PREFIX_OPERATOR,
     S3_LOGS_POLICY,
     aws_partition,
 )
@@ -29,6 +38,8 @@ from airflow_gitops.validate.values import Deployed
 
 S3_URL = re.compile(r"^s3://([^/]+)/?(.*?)/?$")
 ROLE_ACCOUNT = re.compile(r"^arn:aws[a-zA-Z-]*:iam::([0-9]{12}):role/")
+LIST_REQUEST_KEYS = ("s3:prefix", "s3:delimiter", "s3:max-keys")  # in a ListObjects request only when it sends them
+TAG = "aws:RequestTag/"  # the session tags EKS Pod Identity passes, as the trust policy names them
 
 
 def check_iam(repo: Path, deployed: dict[str, Deployed]) -> list[tuple[str, Issue]]:
@@ -56,6 +67,19 @@ def check_iam(repo: Path, deployed: dict[str, Deployed]) -> list[tuple[str, Issu
         trust = _load(folder / IRSA_TRUST_POLICY, found, where, optional=True)
         if pod_identity is not None:
             found += [(where, i) for i in _check_pod_identity(pod_identity, release)]
+            associations = _load(folder / POD_IDENTITY_ASSOCIATIONS, found, where, optional=True)
+            if associations is None and not (folder / POD_IDENTITY_ASSOCIATIONS).is_file():
+                found.append((where, Issue("INFO", POD_IDENTITY_ASSOCIATIONS, "not in the repo: the role's Pod "
+                                           "Identity associations are not checked (managed elsewhere?)")))
+            elif associations is not None:
+                issues, role = _check_associations(associations, pod_identity, release)
+                found += [(where, i) for i in issues]
+                if role in roles:
+                    found.append((where, Issue("ERROR", POD_IDENTITY_ASSOCIATIONS, f"role {role} is also "
+                                  f"environment {roles[role]!r}'s: one role has one trust policy and one log "
+                                  "policy (give each environment its own role)")))
+                elif role:
+                    roles[role] = env
         if trust is not None:
             found += [(where, i) for i in _check_trust(trust, release)]
         elif pod_identity is None and policy is not None and not (folder / IRSA_TRUST_POLICY).is_file():
@@ -100,7 +124,57 @@ def _check_policy(policy: Any, release: Deployed) -> list[Issue]:
             elif resource not in allowed:
                 issues.append(Issue("ERROR", S3_LOGS_POLICY, f"resource {resource!r} is outside this environment's "
                                     f"log folder {folder} (allowed: {', '.join(sorted(allowed))})"))
-    return issues
+    return issues + [Issue("ERROR", S3_LOGS_POLICY, m) for m in _check_listing(policy, prefix)]
+
+
+def _check_listing(policy: Any, prefix: str) -> list[str]:
+    """s3:ListBucket: a listing that names a prefix stays under the environment's, and some grant
+    matches a request that names none. S3 answers a GET/HEAD of a missing key 404 only to a caller
+    allowed ListBucket for that request, else 403 (S3 API reference, HeadObject "Permissions"); the
+    HEAD Airflow sends before a new log's first upload has no s3:prefix, and a condition on a key
+    the request lacks is false except with ...IfExists, Null and the negated operators (IAM User
+    Guide, "Condition operators"). A 403 there and Airflow drops the log."""
+    grants = [s for s in _statements(policy) if s.get("Effect") == "Allow"
+              and any(fnmatch.fnmatchcase("s3:listbucket", str(a).lower()) for a in _as_list(s.get("Action")))
+              and any(":s3:::" in str(r) and "/" not in str(r) for r in _as_list(s.get("Resource")))]
+    if not grants:
+        return ["no statement allows s3:ListBucket on the bucket: S3 then answers 403, not 404, for a log "
+                "key that does not exist yet, and Airflow never uploads a task's first log"]
+    messages = []
+    want = f"{S3_LIST_PREFIX_OPERATOR} {{'s3:prefix': ['{prefix}/*']}}"
+    for grant in grants:
+        blocks = grant.get("Condition") if isinstance(grant.get("Condition"), dict) else {}
+        on_prefix = [(op, values) for op, block in blocks.items() if isinstance(block, dict)
+                     for key, values in block.items() if key.lower() == "s3:prefix"]
+        limits = [(op, values) for op, values in on_prefix if op != "Null"]
+        no_prefix_only = any(op == "Null" and str(v).lower() == "true" for op, v in on_prefix)
+        if prefix and not limits and not no_prefix_only:
+            messages.append(f"statement {grant.get('Sid', '')!r} allows s3:ListBucket under any prefix: "
+                            f"other environments' logs too (condition it: {want})")
+        for op, values in limits:
+            outside = [v for v in _as_list(values) if not str(v).startswith(f"{prefix}/")] if prefix else []
+            if op.startswith(("StringNot", "ForAllValues", "ForAnyValue")) or outside:
+                messages.append(f"statement {grant.get('Sid', '')!r}: {op} on s3:prefix {values!r} lists outside "
+                                f"this environment's prefix {prefix + '/'!r} (use {want})")
+    if not any(_matches_without_listing_keys(g.get("Condition")) for g in grants):
+        messages.append("s3:ListBucket is allowed only for requests that name an s3:prefix: a HEAD of a log key "
+                        "that does not exist yet names none, so S3 answers 403 instead of 404 and Airflow never "
+                        f"uploads a task's first log (use {S3_LIST_PREFIX_OPERATOR} on s3:prefix)")
+    return messages
+
+
+def _matches_without_listing_keys(condition: Any) -> bool:
+    """Whether a Condition block can hold for a request without s3:prefix, s3:delimiter, s3:max-keys."""
+    for op, block in (condition or {}).items() if isinstance(condition, dict) else []:
+        for key in (block or {}) if isinstance(block, dict) else []:
+            if key.lower() not in LIST_REQUEST_KEYS:
+                continue  # present or not alike in a HEAD: not this check's business
+            if op == "Null":
+                if str(block[key]).lower() != "true":
+                    return False
+            elif not (op.endswith("IfExists") or re.match(r"^(String|Numeric|Arn)Not", op)):
+                return False
+    return True
 
 
 def _check_trust(trust: Any, release: Deployed) -> list[Issue]:
@@ -150,6 +224,66 @@ def _check_pod_identity(trust: Any, release: Deployed) -> list[Issue]:
         issues.append(Issue("WARN", POD_IDENTITY_TRUST_POLICY, f"the ServiceAccount also has {IRSA_ROLE_ANNOTATION}: "
                             "the SDKs use IRSA before Pod Identity"))
     return issues
+
+
+def _check_associations(requests: Any, trust: Any, release: Deployed) -> tuple[list[Issue], str]:
+    """One CreatePodIdentityAssociation request per ServiceAccount the trust policy admits, each valid
+    for the EKS API and naming its cluster and namespace; all of them one role. (issues, that role)"""
+    name = POD_IDENTITY_ASSOCIATIONS
+    if not isinstance(requests, list) or not all(isinstance(r, dict) for r in requests):
+        return [Issue("ERROR", name, "must be a JSON list of CreatePodIdentityAssociation requests "
+                      "(clusterName, namespace, serviceAccount, roleArn), one per ServiceAccount")], ""
+    issues = [Issue("ERROR", name, f"request {i} ({r.get('serviceAccount')!r}): {message}")
+              for i, r in enumerate(requests) for message in api_errors(r)]
+    tags = {k: _as_list(v) for statement in _statements(trust)
+            for k, v in (dig(statement, "Condition.StringEquals", {}) or {}).items()}
+    accounts = sorted(str(a) for a in tags.get(f"{TAG}kubernetes-service-account") or release.service_accounts)
+    wanted = {"namespace": tags.get(f"{TAG}kubernetes-namespace") or [release.namespace],
+              "clusterName": tags.get(f"{TAG}eks-cluster-name")}
+    named = sorted(str(r.get("serviceAccount")) for r in requests)
+    if named != accounts:
+        issues.append(Issue("ERROR", name, f"serviceAccount must be each of {accounts} exactly once (the "
+                            f"ServiceAccounts {POD_IDENTITY_TRUST_POLICY} admits; EKS binds one per "
+                            f"association), found {named}"))
+    for r in requests:
+        for field, values in wanted.items():
+            if values and r.get(field) not in values:
+                issues.append(Issue("ERROR", name, f"{r.get('serviceAccount')!r}: {field} {r.get(field)!r} is not "
+                                    f"{values[0] if len(values) == 1 else values!r}, which "
+                                    f"{POD_IDENTITY_TRUST_POLICY} admits: EKS's session tags would not match"))
+        if r.get("disableSessionTags") is True:
+            issues.append(Issue("ERROR", name, f"{r.get('serviceAccount')!r}: disableSessionTags is true, but the "
+                                "trust policy admits the role only with EKS's session tags"))
+    roles = sorted({str(r["roleArn"]) for r in requests if "roleArn" in r})
+    if not roles:  # botocore reported it missing
+        return issues, ""
+    if len(roles) > 1:
+        issues.append(Issue("ERROR", name, f"the associations name several roles {roles}: the log role is one"))
+    elif not ROLE_ACCOUNT.match(roles[0]):
+        issues.append(Issue("ERROR", name, f"roleArn {roles[0]!r} is not an IAM role ARN "
+                            "(arn:aws:iam::<account>:role/<name>)"))
+    return issues, roles[0] if len(roles) == 1 else ""
+
+
+@functools.lru_cache(maxsize=1)
+def _create_association_shape() -> Any:
+    import botocore.session  # type: ignore[import-untyped]
+
+    model = botocore.session.get_session().get_service_model("eks")
+    return model.operation_model("CreatePodIdentityAssociation").input_shape
+
+
+def api_errors(request: Any) -> list[str]:
+    """botocore's own check of a CreatePodIdentityAssociation request against the EKS API model it
+    ships (what `aws eks create-pod-identity-association --cli-input-json` checks first)."""
+    try:
+        from botocore.validate import ParamValidator  # type: ignore[import-untyped]
+
+        shape = _create_association_shape()
+    except ImportError:
+        return ["botocore is not installed: run `make tools` (requirements-tools.txt)"]
+    report = ParamValidator().validate(request, shape)
+    return [line.strip() for line in report.generate_report().splitlines() if line.strip()]
 
 
 def lint(policy: Any) -> list[str]:
