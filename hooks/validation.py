@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment
+from jinja2 import Environment, pass_context
 from jinja2.ext import Extension
 
 _SCRIPTS = str(Path(__file__).resolve().parents[1] / "template" / "scripts")
@@ -32,7 +32,7 @@ for _name in [m for m in sys.modules if m.split(".")[0] in ("airflow_gitops", "s
     if not str(getattr(sys.modules[_name], "__file__", "") or "").startswith(_SCRIPTS):
         del sys.modules[_name]
 try:
-    from airflow_gitops import facts
+    from airflow_gitops import facts, secret_settings
 finally:
     sys.path.remove(_SCRIPTS)
 
@@ -577,8 +577,26 @@ def absolute_src(answers: dict[str, Any]) -> dict[str, Any]:
     return {**answers, "_src_path": os.path.abspath(os.path.expanduser(src))}
 
 
+@pass_context
+def secret_shape(ctx: Any, name: str, key: str) -> str:
+    """The shape of one composite SealedSecret entry, as these answers build it (secret_settings)."""
+    return secret_settings.shapes(ctx)[name][key]
+
+
+@pass_context
+def secret_settings_manifest(ctx: Any, name: str) -> str:
+    """secrets/settings/<name>.yaml: the non-secret half of SealedSecret `name`."""
+    return secret_settings.manifest(name, ctx)
+
+
+@pass_context
+def secret_settings_names(ctx: Any) -> list[str]:
+    return sorted(secret_settings.settings(ctx))
+
+
 class ValidationExtension(Extension):
-    """Registers ``check`` (answer validation) and the ``yaml_str``/``groovy_str`` literal filters."""
+    """Registers ``check`` (answer validation), the ``yaml_str``/``groovy_str`` literal filters and the
+    SealedSecrets' settings (``secret_settings_*``)."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
@@ -589,3 +607,5 @@ class ValidationExtension(Extension):
         environment.globals["jenkins_entry"] = facts.jenkins_entry
         environment.filters["absolute_src"] = absolute_src
         environment.filters["cluster_slug"] = cluster_slug
+        environment.globals.update(secret_shape=secret_shape, secret_settings_manifest=secret_settings_manifest,
+                                   secret_settings_names=secret_settings_names)

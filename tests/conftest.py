@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -214,6 +215,15 @@ def make_update(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(validate_env(), COPIER=COPIER, **GIT_ENV)
     return subprocess.run(["make", "-C", str(repo), "update", f"TOOLS_PYTHON={sys.executable}", *args],
                           capture_output=True, text=True, env=env, timeout=600)
+
+
+def change_answers(repo: Path, **answers: Any) -> subprocess.CompletedProcess[str]:
+    """`copier update` of the same template version with new answers (how a user changes one),
+    on a committed repo; the generated repo's own make seal / validate come after."""
+    data = [arg for name, value in answers.items()
+            for arg in ("--data", f"{name}={value if isinstance(value, str) else json.dumps(value)}")]
+    return subprocess.run([COPIER, "update", "--trust", "--defaults", "--quiet", "--vcs-ref", ":current:", *data],
+                          cwd=repo, capture_output=True, text=True, env=dict(os.environ, **GIT_ENV), timeout=300)
 
 
 def assert_nothing_written(dst: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 import seal
 import yaml
 from airflow_gitops import facts
-from conftest import airflow_python, shared_path, skip_or_fail, validate_env
+from conftest import airflow_python, change_answers, commit_all, run_make, shared_path, skip_or_fail, validate_env
 from controller import make_cert, make_key, unseal_object
 from runtime import keda
 from runtime.deployment import RELEASE_TIMEOUT, Deployment, make_workdir, remove_workdir
@@ -239,6 +239,33 @@ def _healthy(dep: Deployment) -> bool:
     except (HarnessError, ValueError):
         return False
     return health.get("metadatabase", {}).get("status") == "healthy"
+
+
+def test_moved_endpoints_reach_the_release_once_resealed(prerequisites, official_repo, workdir, controller_key,
+                                                         tmp_path) -> None:
+    """After go-live the RDS instance and the ElastiCache group move, and RDS verification goes on:
+    `copier update` with the new answers, `make seal` of what validate names, and the release runs on
+    the new endpoints (pgbouncer verifying the new RDS host, the worker on the new broker)."""
+    python, chart = prerequisites
+    repo = official_repo(rds_tls_verify=False)
+    commit_all(repo, "sealed")
+    moved = {"rds_host": "airflow-moved.zyxwvutsrqpo.eu-west-1.rds.amazonaws.com",
+             "redis_host": "airflow-moved.fedcba.ng.0001.euw1.cache.amazonaws.com", "rds_tls_verify": True}
+    changed = change_answers(repo, **moved)
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    env = {"SEALED_SECRETS_CERT": str(tmp_path / "cert.pem"), **PASSWORDS}
+    resealed = run_make(repo, "seal", "ENV=dev", "SECRET=airflow-broker-url", env=env)
+    assert resealed.returncode == 0, resealed.stdout + resealed.stderr
+    with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
+        assert (dep.answers["rds_host"], dep.answers["redis_host"]) == (moved["rds_host"], moved["redis_host"])
+        bring_up(dep, chart, ("worker",))
+        dep.wait_log(name(dep, "run-airflow-migrations"), "Database migrating done", RELEASE_TIMEOUT,
+                     fatal=DB_FAILURES)
+        dep.wait_log(name(dep, "worker"), "ready.", RELEASE_TIMEOUT, fatal=BROKER_FAILURES)
+        user, _ = dep.db_login()
+        assert dep.postgres.psql(f"SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                                 f"WHERE a.usename = '{user}'") == "t"
+        assert "server_tls_sslmode = verify-full" in dep.objects.secrets["airflow-pgbouncer"]["pgbouncer.ini"]
 
 
 def test_a_broker_url_without_the_token_fails_naming_the_broker(prerequisites, official_repo, workdir,

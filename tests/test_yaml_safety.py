@@ -55,7 +55,7 @@ def test_yaml_ambiguous_answers_keep_their_type(tmp_path: Path, copy_project, de
     assert release["spec"]["releaseName"] == "true"
     overlay = yaml.safe_load((repo / "deploy/overlays/no/kustomization.yaml").read_text())
     assert overlay["namespace"] == "null"
-    secret = yaml.safe_load((repo / "deploy/overlays/no/secrets/airflow-db.yaml").read_text())
+    secret = yaml.safe_load((repo / "deploy/overlays/no/secrets/settings/airflow-db.yaml").read_text())
     assert secret["spec"]["template"]["data"]["username"] == "on"
     values = yaml.safe_load((repo / "deploy/overlays/no/values.yaml").read_text())
     folder = values["airflow"]["config"]["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"]

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_gitops import facts  # scripts/ is on sys.path: this file's own directory
+from airflow_gitops.secret_settings import SETTINGS_DIR
 
 SCOPES = ("strict", "namespace-wide", "cluster-wide")
 SCOPE_ANNOTATIONS = {
@@ -294,6 +295,20 @@ def shape_of(meta: dict, key: str) -> str | None:
     return None if value is None else str(value)
 
 
+def settings_of(path: Path) -> dict:
+    """The settings file of the SealedSecret in `path` (secrets/settings/<name>.yaml: the non-secret
+    half, which follows the answers), or {} for a repository from before it."""
+    settings = path.parent / SETTINGS_DIR / path.name
+    doc = _yaml().load(settings.read_text()) if settings.is_file() else None
+    return doc if isinstance(doc, dict) else {}
+
+
+def wanted_shape(path: Path, meta: dict, key: str) -> str | None:
+    """The shape the answers want (the settings file's), else the one the file was sealed from."""
+    wanted = shape_of(settings_of(path).get("metadata") or {}, key)
+    return wanted if wanted is not None else shape_of(meta, key)
+
+
 def _composite(name: str, key: str, shape: str, *, state: str, interactive: bool,
                parts: dict[str, str | None]) -> str | None:
     """The plaintext of a composite entry, each part asked once per run (`parts`); None: keep it."""
@@ -393,12 +408,24 @@ def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
     for key in list(spec["encryptedData"]):
         source = source_for(name, key)
         state = entry_state(spec["encryptedData"][key])
-        if (shape := shape_of(meta, key)) is not None:
-            got = _composite(name, key, shape, state=state, interactive=interactive, parts=parts)
+        if (shape := wanted_shape(path, meta, key)) is not None:
+            if state == "sealed" and shape != shape_of(meta, key):
+                state = "stale"  # sealed from another shape (an answer moved): it must be sealed again
+            try:
+                got = _composite(name, key, shape, state=state, interactive=interactive, parts=parts)
+            except SealError as exc:
+                if state != "stale":
+                    raise
+                raise SealError(f"{path}: {name}/{key} was sealed for {shape_of(meta, key)!r}, but the answers "
+                                f"now give {shape!r} ({SETTINGS_DIR}/{path.name}): it must be sealed again: "
+                                f"{exc}") from None
             if got is None:
                 plan.kept[key] = "sealed already, kept (empty answer)"
                 continue
             value, note = got, "built from " + ", ".join(facts.compose_refs(shape)) if facts.compose_refs(shape) else ""
+            if state == "stale":
+                note += f" (sealed for an old {facts.COMPOSE_ANNOTATION}{key})"
+            meta.setdefault("annotations", {})[facts.COMPOSE_ANNOTATION + key] = shape  # what it is sealed from
         elif (values or {}).get(key):
             value, note = values[key], ""
         elif source.generate and not os.environ.get(source.env):
@@ -428,7 +455,8 @@ def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
         raise SealError(f"{path}: {', '.join(plan.kept)} stays sealed {current} (kept), so {name} cannot be "
                         f"sealed {scope}: give the value in use ({envs}; kubectl get secret {name} ... | base64 -d), "
                         f"or keep SCOPE={current}")
-    if not new and not plan.renamed:
+    dropped = _drop_settled_data(path, spec)
+    if not new and not plan.renamed and not dropped:
         return plan  # everything kept: the file stays byte-identical
     spec["encryptedData"].update(new)
     annotations = meta.get("annotations") or {}
@@ -444,6 +472,20 @@ def plan_file(path: Path, public_key, *, scope: str, interactive: bool,
     yaml.dump(doc, out)
     plan.content = out.getvalue()
     return plan
+
+
+def _drop_settled_data(path: Path, spec: Any) -> list[str]:
+    """Remove from the sealed file the template.data entries its settings file now holds with the
+    same value (repositories from before settings/ carried them here); a different value is kept,
+    and make validate says to move it."""
+    settled = ((settings_of(path).get("spec") or {}).get("template") or {}).get("data") or {}
+    data = (spec.get("template") or {}).get("data")
+    dropped = [k for k in list(data or {}) if k in settled and str(data[k]) == str(settled[k])]
+    for key in dropped:
+        del data[key]
+    if dropped and not data:
+        del spec["template"]["data"]
+    return dropped
 
 
 def rename_fernet_key(entries: Any, want: str) -> tuple[str, str] | None:
@@ -499,7 +541,7 @@ def _refs(path: Path) -> set[str]:
     doc = _yaml().load(path.read_text())
     meta = doc.get("metadata") or {}
     return {ref for key in (doc.get("spec") or {}).get("encryptedData") or {}
-            if (shape := shape_of(meta, key)) for ref in facts.compose_refs(shape)}
+            if (shape := wanted_shape(path, meta, key)) for ref in facts.compose_refs(shape)}
 
 
 def with_shared_parts(chosen: list[Path], every: list[Path]) -> list[Path]:

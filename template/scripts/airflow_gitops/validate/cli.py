@@ -35,7 +35,7 @@ from airflow_gitops.validate.jenkins import check_jenkinsfile, deployed_images
 from airflow_gitops.validate.objects import companion_objects, env_of, is_overlay, load_answers
 from airflow_gitops.validate.report import FORMATS, Issue, Report, as_text, render, text_line
 from airflow_gitops.validate.schemas import SchemaStore, check_schemas
-from airflow_gitops.validate.sealed import check_ca_bundles, check_sealed_secrets
+from airflow_gitops.validate.sealed import check_ca_bundles, check_sealed_secrets, check_sealed_settings
 from airflow_gitops.validate.storage import check_volumes
 from airflow_gitops.validate.values import deployed_releases
 
@@ -130,6 +130,7 @@ def check_repo(report: Report, run: Run, every: dict[str, list[dict]]) -> None:
     report.extend(check_cluster_scoped(built) + check_engine_purity(every, run.engine))
     report.extend(check_argo_applications(every, run.repo, run.chart_defaults, run.chart_keys))
     report.extend(check_ca_bundles(run.repo, run.strict))
+    report.extend(check_sealed_settings(run.repo))
     report.extend(check_iam(run.repo, deployed_releases(every, run.repo)))
     jenkinsfile = run.repo / "Jenkinsfile"
     if jenkinsfile.is_file():

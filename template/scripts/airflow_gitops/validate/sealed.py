@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_gitops.facts import PLACEHOLDER_PREFIX, RDS_CA_BUNDLE, SEALED_SCOPE_ANNOTATIONS
+import yaml
+
+from airflow_gitops.facts import COMPOSE_ANNOTATION, PLACEHOLDER_PREFIX, RDS_CA_BUNDLE, SEALED_SCOPE_ANNOTATIONS
+from airflow_gitops.secret_settings import SETTINGS_DIR
 from airflow_gitops.validate.objects import dig, ns_of, ref
 from airflow_gitops.validate.report import Issue
 
@@ -55,4 +58,41 @@ def check_ca_bundles(repo: Path, strict: bool) -> list[tuple[str, Issue]]:
         if "-----BEGIN CERTIFICATE-----" not in path.read_text(errors="replace"):
             found.append((str(path.relative_to(repo)), Issue("ERROR" if strict else "WARN", "",
                           f"placeholder: pgbouncer cannot verify RDS until you run `make rds-ca ENV={env}`")))
+    return found
+
+
+def check_sealed_settings(repo: Path) -> list[tuple[str, Issue]]:
+    """Each SealedSecret against its settings file (secrets/settings/<name>.yaml, which follows the
+    answers): a composite entry sealed from another shape than the one the answers now give holds
+    an old host, user or TLS mode (ERROR until `make seal`); template.data the sealed file still
+    carries is overridden by the settings (ERROR if it differs: an edit that would be lost)."""
+    found = []
+    for settings in sorted(repo.glob(f"deploy/overlays/*/secrets/{SETTINGS_DIR}/*.yaml")):
+        env, sealed = settings.parents[2].name, settings.parents[1] / settings.name
+        where = str(sealed.relative_to(repo))
+        if not sealed.is_file():
+            found.append((str(settings.relative_to(repo)),
+                          Issue("ERROR", "", f"no {sealed.name} beside it to merge over")))
+            continue
+        want, have = yaml.safe_load(settings.read_text()) or {}, yaml.safe_load(sealed.read_text()) or {}
+        name = dig(have, "metadata.name")
+        ref_ = f"SealedSecret/{dig(have, 'metadata.namespace')}/{name}"
+        wanted = dig(want, "metadata.annotations") or {}
+        recorded = dig(have, "metadata.annotations") or {}
+        for key, value in sorted((dig(have, "spec.encryptedData") or {}).items()):
+            shape = COMPOSE_ANNOTATION + key
+            if str(value).startswith(PLACEHOLDER_PREFIX) or shape not in wanted or recorded.get(shape) == wanted[shape]:
+                continue
+            found.append((where, Issue("ERROR", ref_, f"encryptedData.{key} was sealed for {recorded.get(shape)!r}, "
+                                       f"but {SETTINGS_DIR}/{settings.name} (the answers) now gives {wanted[shape]!r}: "
+                                       f"run `make seal ENV={env} SECRET={name}`")))
+        settled = dig(want, "spec.template.data") or {}
+        for key, value in sorted((dig(have, "spec.template.data") or {}).items()):
+            if key not in settled:
+                continue
+            same = str(value) == str(settled[key])
+            found.append((where, Issue("WARN" if same else "ERROR", ref_,
+                          f"spec.template.data.{key} is also in {SETTINGS_DIR}/{settings.name}, which the build uses"
+                          + (": `make seal` removes this copy" if same else
+                             f" (it differs: move any edit of yours there), then delete it from {sealed.name}"))))
     return found
