@@ -115,7 +115,8 @@ def before_render(ctx: Context) -> str:
     for question in (q for q in needed_secrets(ctx) if not ctx.get(q)):  # from the environment: unvalidated
         env = source_env(question)
         if problem := seal_module().check_plaintext(*QUESTION_SOURCES[question], os.environ[env]):
-            raise CopyRefused(f"{env}: {problem}; nothing was written")
+            raise CopyRefused(f"Validation error for question '{question}' (from {env}): {problem}; "
+                              "nothing was written")
     return ""
 
 

@@ -139,6 +139,14 @@ def run_make(repo: Path, *args: str, env: dict[str, str] | None = None) -> subpr
                           capture_output=True, text=True, env={**validate_env(), **(env or {})}, timeout=300)
 
 
+def install_rds_ca(repo: Path, pem: bytes, env: str = "dev") -> None:
+    """What `make rds-ca` does, with a test certificate standing in for AWS's RDS bundle: write it,
+    then stamp the revision pgbouncer restarts on."""
+    (repo / "deploy/overlays" / env / "rds-ca-bundle.pem").write_bytes(pem)
+    result = run_make(repo, "stamp", f"ENV={env}")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def run_validate(repo: Path, *make_vars: str, strict: bool = False) -> subprocess.CompletedProcess[str]:
     """The generated repo's own `make validate` (plus make_vars, e.g. FORMAT=junit)."""
     return run_make(repo, "validate", *make_vars, *(["STRICT=1"] if strict else []))

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import change_answers, commit_all, run_make, run_validate, shared_path
+from airflow_gitops.stamps import STAMP
+from conftest import change_answers, commit_all, install_rds_ca, run_make, run_validate, shared_path
 from controller import make_cert, make_key, unseal_object
 from test_runtime import PASSWORDS, environ
 
@@ -36,9 +37,8 @@ def sealed_repo(tmp: Path, copy_project, answers: dict[str, Any], key) -> Path:
     cert = make_cert(key, tmp / "cert.pem")
     with environ(PASSWORDS):
         repo = copy_project(tmp / "repo", {**answers, "sealed_secrets_cert": str(cert)})
-    ca = repo / "deploy/overlays/dev" / facts.RDS_CA_BUNDLE
-    if ca.exists():
-        ca.write_bytes(cert.read_bytes())  # what make rds-ca writes
+    if (repo / "deploy/overlays/dev" / facts.RDS_CA_BUNDLE).exists():
+        install_rds_ca(repo, cert.read_bytes())
     commit_all(repo, "sealed")
     return repo
 
@@ -75,7 +75,7 @@ def test_new_hosts_and_tls_reach_the_render_and_stale_urls_fail_until_resealed(t
     changed = change_answers(repo, rds_host=NEW_RDS, redis_host=NEW_REDIS, rds_tls_verify=True)
     assert changed.returncode == 0, changed.stdout + changed.stderr
     assert (repo / SECRETS / "airflow-broker-url.yaml").read_text() == before  # the ciphertext is never re-rendered
-    (repo / "deploy/overlays/dev" / facts.RDS_CA_BUNDLE).write_bytes((tmp_path / "cert.pem").read_bytes())
+    install_rds_ca(repo, (tmp_path / "cert.pem").read_bytes())
 
     # What is not secret follows at once: pgbouncer talks to the new host, verified, with its CA mounted.
     objs = built(repo)
@@ -106,7 +106,26 @@ def test_new_hosts_and_tls_reach_the_render_and_stale_urls_fail_until_resealed(t
     objs = built(repo)
     assert "server_tls_sslmode = require" in pgbouncer_ini(objs) and "root.crt" not in pgbouncer_ini(objs)
     assert not ca_mounted(objs)
-    assert run_validate(repo, strict=True).returncode == 0  # no URL holds the TLS mode of RDS
+    # No URL holds the TLS mode of RDS, so nothing is re-sealed; but pgbouncer must restart to read
+    # its new pgbouncer.ini (a subPath mount never updates): validate says so until `make stamp`.
+    result = run_validate(repo, strict=True)
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "pgbouncer.podAnnotations" in errors[0] and "airflowPodAnnotations" not in errors[0] \
+        and "make stamp ENV=dev" in errors[0], result.stdout
+    revision = repo / "deploy/overlays/dev/secrets-revision.yaml"
+    before = yaml.safe_load(revision.read_text())
+    assert run_make(repo, "stamp", "ENV=dev").returncode == 0
+    after = yaml.safe_load(revision.read_text())
+    assert after["pgbouncer"] != before["pgbouncer"]  # pgbouncer restarts, the Airflow pods do not
+    assert after["airflowPodAnnotations"] == before["airflowPodAnnotations"]
+    assert run_validate(repo, strict=True).returncode == 0
+    # The stamp is in the pod templates the release applies: a new one rolls the pods.
+    objs = built(repo)
+    release = facts_release(objs)
+    for workload, group in ((f"{release}-pgbouncer", "pgbouncer"), (f"{release}-scheduler", "airflowPodAnnotations")):
+        annotations = objs["Deployment", workload]["spec"]["template"]["metadata"]["annotations"]
+        want = after[group]["podAnnotations"] if group == "pgbouncer" else after[group]
+        assert annotations[STAMP] == want[STAMP], workload
 
 
 def test_an_edit_left_in_an_old_sealed_file_is_named_not_lost(tmp_path, copy_project, official_answers,

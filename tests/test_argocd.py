@@ -74,7 +74,8 @@ def test_application_deploys_chart_and_overlay(argo_repo: Path) -> None:
     assert chart["helm"]["releaseName"] == answers["project_name"]
     for value_file in chart["helm"]["valueFiles"]:
         assert value_file.startswith("$values/") and (argo_repo / value_file.removeprefix("$values/")).is_file()
-    assert chart["helm"]["valueFiles"][-1] == "$values/deploy/overlays/dev/values.yaml"
+    assert chart["helm"]["valueFiles"][-2:] == ["$values/deploy/overlays/dev/values.yaml",
+                                                "$values/deploy/overlays/dev/secrets-revision.yaml"]
     assert (values["repoURL"], values["targetRevision"], values["ref"]) == (GIT_REPO, "main", "values")
     assert (argo_repo / values["path"] / "kustomization.yaml").is_file()
     assert app["destination"] == {"server": "https://kubernetes.default.svc", "namespace": "airflow-dev"}

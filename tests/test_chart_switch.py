@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import COPIER, GIT_ENV, commit_all, render_dev, run_make, run_validate
+from conftest import COPIER, GIT_ENV, commit_all, install_rds_ca, render_dev, run_make, run_validate
 from controller import make_cert, make_key, unseal_object
 from test_official_chart import render_official
 from test_runtime import PASSWORDS, environ
@@ -47,7 +47,7 @@ def community_repo(tmp: Path, copy_project, demo_answers: dict[str, Any], key) -
     cert = make_cert(key, tmp / "cert.pem")
     with environ(PASSWORDS):
         repo = copy_project(tmp / "repo", {**demo_answers, "rds_tls_verify": True, "sealed_secrets_cert": str(cert)})
-    (repo / "deploy/overlays/dev/rds-ca-bundle.pem").write_bytes(cert.read_bytes())  # what make rds-ca writes
+    install_rds_ca(repo, cert.read_bytes())
     commit_all(repo, "on the community chart")
     return repo
 

@@ -107,7 +107,9 @@ def test_flux_objects_wired(tmp_path: Path, copy_project, demo_answers) -> None:
     assert release["driftDetection"]["mode"] == "enabled"
     # valuesFrom names the hashed generator output, base first, then the environment.
     names = [ref["name"] for ref in release["valuesFrom"]]
-    assert [n.rsplit("-", 1)[0] for n in names] == ["airflow-base-values", "airflow-env-values"]
+    assert [n.rsplit("-", 1)[0] for n in names] == ["airflow-base-values", "airflow-env-values", "airflow-env-values"]
+    keys = [ref["valuesKey"] for ref in release["valuesFrom"]]
+    assert keys == ["values.yaml", "values.yaml", "secrets-revision.yaml"]  # the last one: make seal's stamps
     assert all(("ConfigMap", n) in by_kind for n in names)
     repo_obj = by_kind[("HelmRepository", "airflow-stable")]
     assert repo_obj["spec"]["url"] == "https://airflow-helm.github.io/charts"

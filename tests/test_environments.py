@@ -144,3 +144,19 @@ def test_validate_refuses_two_environments_on_one_role(tmp_path, copy_project, d
     assert result.returncode != 0
     assert "ERROR deploy/overlays/staging: IRSA role arn:aws:iam::123456789012:role/airflow-dev is also " \
         "environment 'dev''s" in result.stdout, result.stdout
+
+
+def test_the_same_namespace_on_two_clusters_is_fine_for_copy_and_validate(tmp_path, copy_project,
+                                                                         demo_answers) -> None:
+    """Two clusters, one namespace name each: copy accepts it and validate agrees (under Flux an
+    environment's directory is no build of its own: its cluster comes from the layout)."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    copy_project(repo, {**PER_ENV, "namespace": demo_answers["namespace"]}, answers_file=".copier-answers.staging.yml")
+    result = run_validate(repo)
+    assert result.returncode == 0, result.stdout
+    # On one cluster it is refused by both (copy: the namespace question; validate: a hand-made copy).
+    same = repo / "clusters/demo-cluster/staging"
+    (repo / "clusters/staging-cluster/staging").rename(same)
+    result = run_validate(repo)
+    assert result.returncode != 0 and f"namespace {demo_answers['namespace']!r} is also environment 'dev'" \
+        in result.stdout and "cluster 'demo-cluster'" in result.stdout, result.stdout

@@ -19,7 +19,7 @@ import netpol
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import run_make, run_validate, shared_path
+from conftest import install_rds_ca, run_make, run_validate, shared_path
 from controller import make_cert, make_key, unseal_object
 from test_production import by_kind, pod_annotations, task_pod_templates, workloads
 from test_runtime import PASSWORDS  # what the rules allow that URL quoting and pgbouncer's auth file could get wrong
@@ -52,7 +52,7 @@ def official(request, tmp_path_factory, copy_project, official_answers, controll
         monkeypatch_module.setenv(name, value)
     answers = {**official_answers, **ENGINES[request.param], "rds_tls_verify": True, "sealed_secrets_cert": str(cert)}
     repo = copy_project(tmp / "repo", answers)
-    (repo / "deploy/overlays/dev/rds-ca-bundle.pem").write_bytes(cert.read_bytes())  # what make rds-ca writes
+    install_rds_ca(repo, cert.read_bytes())
     result = render_official(repo)
     assert result.returncode == 0, result.stdout + result.stderr
     return request.param, repo, answers
@@ -168,16 +168,19 @@ def test_the_cluster_controllers_find_what_they_act_on(official) -> None:
     registration; the namespace is never pruned, by the annotation of the engine that applies it."""
     engine, repo, _ = official
     objs = objects(repo)
-    runners = ([d for name, d in by_kind(objs, "Deployment").items() if name.endswith("-worker")]
-               + task_pod_templates(objs))
-    assert runners, "no Celery worker and no task pod template"
-    for obj in runners:
+    celery = [d for name, d in by_kind(objs, "Deployment").items() if name.endswith("-worker")]
+    tasks = task_pod_templates(objs)
+    assert len(celery) + len(tasks) == 1, "one of a Celery worker or a task pod template"
+    for obj in tasks:  # one task each, no drain: never moved by a consolidation
         assert facts.DO_NOT_DISRUPT.items() <= pod_annotations(obj).items(), obj["metadata"]
+    for obj in celery:  # long-lived: drained gracefully, never pinning their nodes
+        assert "karpenter.sh/do-not-disrupt" not in pod_annotations(obj)
+        assert obj["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 600
     (namespace,) = by_kind(objs, "Namespace").values()
     label, value = facts.ALB_READINESS_GATE_LABEL
     assert namespace["metadata"]["labels"][label] == value  # the demo answers have web_hostname
     prune = {"flux": ("kustomize.toolkit.fluxcd.io/prune", "disabled"),
-             "argocd": ("argocd.argoproj.io/sync-options", "Prune=false")}
+             "argocd": ("argocd.argoproj.io/sync-options", "Prune=false,Delete=false")}
     annotations = namespace["metadata"]["annotations"]
     assert dict([prune[engine]]).items() <= annotations.items()
     assert not [key for key in annotations if key.split("/")[0] in ("kustomize.toolkit.fluxcd.io", "argocd.argoproj.io")
@@ -309,7 +312,7 @@ def keda(tmp_path_factory, copy_project, official_answers, controller_key, monke
         monkeypatch_module.setenv(name, value)
     repo = copy_project(tmp / "repo", {**official_answers, "keda_autoscaling": True, "production_like": True,
                                        "sealed_secrets_cert": str(cert)})
-    (repo / "deploy/overlays/dev/rds-ca-bundle.pem").write_bytes(cert.read_bytes())  # what make rds-ca writes
+    install_rds_ca(repo, cert.read_bytes())
     result = render_official(repo)
     assert result.returncode == 0, result.stdout + result.stderr
     return repo, objects(repo)

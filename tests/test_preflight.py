@@ -76,7 +76,7 @@ def test_a_ready_cluster_passes_every_check(flux_repo, tmp_path) -> None:
     assert status(done) == 0, done.stdout + done.stderr
     lines = checks(done.stdout)
     assert lines and all(line.startswith("OK ") for line in lines), done.stdout
-    for subject in ("Kubernetes v1.34.2", "Flux helm-controller v1.4.3", "Flux kustomize-controller",
+    for subject in ("Kubernetes v1.34.2", "Flux helm-controller v1.4.5", "Flux kustomize-controller",
                     "CRD helmreleases.helm.toolkit.fluxcd.io v2", "CRD sealedsecrets.bitnami.com v1alpha1",
                     "AWS EFS CSI driver v2.1.12", "CSIDriver efs.csi.aws.com", "IngressClass alb",
                     "KEDA 2.17.2", "CRD scaledobjects.keda.sh", "Prometheus Operator v0.86.2",
@@ -102,8 +102,16 @@ BROKEN = {
                       "MISSING  CRD scaledobjects.keda.sh v1alpha1: install KEDA >= 2.9.0"),
     "an old Flux helm-controller": (
         lambda c: image(c, "Deployment", "helm-controller", "flux-system", "ghcr.io/fluxcd/helm-controller:v1.3.0"),
-        "TOO OLD  Flux helm-controller v1.3.0 (Deployment flux-system/helm-controller): needs >= 1.4.0, "
+        "TOO OLD  Flux helm-controller v1.3.0 (Deployment flux-system/helm-controller): needs >= 1.4.5, "
         "for HelmRelease v2 with `upgrade.strategy.name: RetryOnFailure`"),
+    "a helm-controller whose RetryOnFailure grows its status without bound": (  # fluxcd/helm-controller#1359
+        lambda c: image(c, "Deployment", "helm-controller", "flux-system", "ghcr.io/fluxcd/helm-controller:v1.4.4"),
+        "TOO OLD  Flux helm-controller v1.4.4 (Deployment flux-system/helm-controller): needs >= 1.4.5"),
+    "an AWS Load Balancer Controller before networking.k8s.io/v1": (
+        lambda c: image(c, "Deployment", "aws-load-balancer-controller", "kube-system",
+                        "public.ecr.aws/eks/aws-load-balancer-controller:v2.3.1"),
+        "TOO OLD  AWS Load Balancer Controller v2.3.1 (Deployment kube-system/aws-load-balancer-controller): "
+        "needs >= 2.4.0"),
     "a Flux without healthCheckExprs": (
         lambda c: image(c, "Deployment", "kustomize-controller", "flux-system",
                         "ghcr.io/fluxcd/kustomize-controller:v1.4.0"),
@@ -127,6 +135,19 @@ BROKEN = {
     "an old KEDA": (lambda c: image(c, "Deployment", "keda-operator", "keda", "ghcr.io/kedacore/keda:2.8.1"),
                     "TOO OLD  KEDA 2.8.1 (Deployment keda/keda-operator): needs >= 2.9.0"),
 }
+
+
+def test_pod_identity_needs_its_agent(tmp_path, copy_project, official_answers) -> None:
+    """aws_identity: pod-identity: without the agent no pod gets credentials (and S3 logs fail quietly)."""
+    repo = copy_project(tmp_path / "repo", {**official_answers, "aws_identity": "pod-identity"})
+    done, _ = preflight(repo, Objects.recorded(), tmp_path / "good", "ENV=dev")
+    assert status(done) == 0 and any(line.startswith("OK") and "EKS Pod Identity Agent v0.1.29" in line
+                                     for line in checks(done.stdout)), done.stdout
+    gone = change(lambda c: c.remove("DaemonSet", "eks-pod-identity-agent", "kube-system"))
+    done, _ = preflight(repo, gone, tmp_path / "gone", "ENV=dev")
+    assert status(done) == 1 and [line for line in checks(done.stdout) if not line.startswith("OK")] == [
+        "MISSING  EKS Pod Identity Agent (DaemonSet kube-system/eks-pod-identity-agent): install EKS Pod Identity "
+        "Agent >= 0.0.1, for aws_identity: pod-identity (the pods' AWS credentials)"], done.stdout
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

@@ -89,13 +89,17 @@ def pod_annotations(obj: dict[str, Any]) -> dict[str, str]:
 
 
 def test_pods_that_run_tasks_are_not_moved_mid_task(production) -> None:
-    """Celery workers and task pods carry what the cluster autoscaler and Karpenter honour."""
+    """Task pods (one task, no drain) carry what the cluster autoscaler and Karpenter honour; Celery
+    workers are long-lived and drain gracefully instead, never pinning their nodes."""
     repo, objs = production
-    runners = [by_kind(objs, "StatefulSet")["airflow-worker"], *task_pod_templates(objs)]
-    assert len(runners) == (2 if "Kubernetes" in yaml.safe_load((repo / ".copier-answers.yml").read_text())[
-        "executor"] else 1)
-    for obj in runners:
+    tasks = task_pod_templates(objs)
+    executor = yaml.safe_load((repo / ".copier-answers.yml").read_text())["executor"]
+    assert len(tasks) == (1 if "Kubernetes" in executor else 0)
+    for obj in tasks:
         assert DO_NOT_DISRUPT.items() <= pod_annotations(obj).items(), obj["metadata"]
+    worker = by_kind(objs, "StatefulSet")["airflow-worker"]
+    assert "karpenter.sh/do-not-disrupt" not in pod_annotations(worker)
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 600
 
 
 def test_every_container_has_requests_and_a_memory_limit(production) -> None:

@@ -133,6 +133,7 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(prerequisites, officia
         wait_for("the api-server reports healthy", lambda: _healthy(dep), RELEASE_TIMEOUT,
                  evidence=lambda: dep.process(name(dep, "api-server")).tail(40))
         assert trusts_the_alb(dep), "behind the ALB the api-server must see https"
+        assert async_engine_works(dep), "the api-server's async engine (asyncpg) reaches the database"
         dep.wait_dag(DAG, 180)
         run_id = dep.trigger(DAG)
         dep.wait_run(DAG, run_id, 300, evidence_from=(name(dep, "scheduler"), name(dep, "worker"),
@@ -158,6 +159,21 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(prerequisites, officia
         # statsd-exporter mappings name it.
         wait_for("Airflow sends the metrics the alerts read", lambda: not alert_metrics_missing(dep), 120,
                  evidence=lambda: f"missing: {alert_metrics_missing(dep)}; seen: {sorted(statsd_names(dep))[:40]}")
+
+
+def async_engine_works(dep: Deployment) -> bool:
+    """Airflow 3's second engine (settings.async_engine: postgresql+asyncpg, its URL derived from the
+    sealed metadata connection) connects from the api-server pod: asyncpg refuses libpq-only URL
+    parameters such as sslmode (TypeError), which would fail every async endpoint."""
+    code = ("import asyncio; from sqlalchemy import text; from airflow import settings\n"
+            "async def main():\n"
+            "    async with settings.async_engine.connect() as c:\n"
+            "        print('async', (await c.execute(text('SELECT 1'))).scalar())\n"
+            "asyncio.run(main())")
+    proc = dep.exec(name(dep, "api-server"), ["python", "-c", code], timeout=60)
+    if proc.returncode != 0 or "async 1" not in proc.stdout:
+        raise HarnessError(f"the async engine cannot connect: {(proc.stdout + proc.stderr)[-1500:]}")
+    return True
 
 
 def capture_statsd(dep: Deployment) -> None:

@@ -36,7 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_gitops import facts  # scripts/ is on sys.path: this file's own directory
+from airflow_gitops import (
+    facts,  # scripts/ is on sys.path: this file's own directory
+    stamps,
+)
 from airflow_gitops.secret_settings import SETTINGS_DIR
 
 SCOPES = ("strict", "namespace-wide", "cluster-wide")
@@ -580,6 +583,7 @@ def cmd_seal(args: argparse.Namespace) -> int:
                                            secret_files(args.repo, args.env, None))]
     for plan in plans:
         plan.write()
+    stamp(args.repo, args.env)
     for plan in plans:
         where = plan.path.relative_to(args.repo)
         if plan.renamed:
@@ -590,6 +594,40 @@ def cmd_seal(args: argparse.Namespace) -> int:
             print(f"sealed {where}: {entries} ({args.scope})")
         for k, why in sorted(plan.kept.items()):
             print(f"kept   {where}: {k} {why}")
+    return 0
+
+
+def stamp(repo: Path, env: str) -> list[str]:
+    """Write the revision stamps (airflow_gitops.stamps) into deploy/overlays/<env>/secrets-revision.yaml,
+    so the pods that read a changed Secret restart; returns the values paths it changed."""
+    overlay = repo / "deploy" / "overlays" / env
+    path = overlay / stamps.REVISION_FILE
+    yaml = _yaml()
+    values = (yaml.load(path.read_text()) if path.is_file() else None) or {}
+    flavor, want = repo_flavor(repo), stamps.revisions(overlay)
+    changed = []
+    for keys, group in stamps.stamp_paths(flavor).items():
+        node = values
+        for key in keys:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        if node.get(stamps.STAMP) != want[group]:
+            node[stamps.STAMP] = want[group]
+            changed.append(".".join(keys))
+    if changed:
+        out = io.StringIO()
+        yaml.dump(values, out)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(out.getvalue())
+        os.replace(tmp, path)
+        print(f"stamped deploy/overlays/{env}/{stamps.REVISION_FILE}: {', '.join(changed)} "
+              "(the pods reading them restart)")
+    return changed
+
+
+def cmd_stamp(args: argparse.Namespace) -> int:
+    stamp(args.repo, args.env)
     return 0
 
 
@@ -629,6 +667,7 @@ def cmd_rotate_fernet(args: argparse.Namespace) -> int:
     print(f"sealed {path.relative_to(args.repo)}: value = <new key>,<old key> ({args.scope})")
     if weak := fernet_key_problem(old):  # decrypts, but public or not random: all the more reason to rotate
         print(f"note: the old key {weak.split(':')[0]}: finish all three steps to stop using it")
+    stamp(args.repo, args.env)
     print("next: commit and let the GitOps engine roll out; then in a scheduler pod run `airflow rotate-fernet-key`;")
     print("then re-seal the new key alone: AIRFLOW_FERNET_KEY=<first key of the Secret> "
           f"make seal ENV={args.env} SECRET=airflow-fernet-key")
@@ -653,6 +692,10 @@ def main(argv: list[str] | None = None) -> int:
                            help="replace sealed generated keys (fernet, webserver, API, JWT) with new ones: "
                                 "before go-live only, a new fernet key makes stored connections and variables "
                                 "unreadable")
+    p = sub.add_parser("stamp", help="stamp the values so pods reading changed Secrets or settings restart")
+    p.set_defaults(func=cmd_stamp)
+    p.add_argument("--env", required=True, help="environment (deploy/overlays/<env>)")
+    p.add_argument("--repo", type=Path, default=Path.cwd())
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -439,9 +439,12 @@ FLUX = (
     Requirement(
         # HelmRelease helm.toolkit.fluxcd.io/v2: helm-controller v1.0.0 (CHANGELOG.md 1.0.0). Upgrade strategy
         # RetryOnFailure (a failed upgrade is retried, never rolled back): fluxcd/helm-controller#1281
-        # (merged August 2025, after v1.3.0), shipped in v1.4.0 with Flux 2.7 (the release/v1.4.x fixes
-        # #1339, #1360; https://fluxcd.io/blog/2025/09/flux-v2.7.0/).
-        "flux-helm-controller", "Flux helm-controller", "1.4.0",
+        # (merged August 2025, after v1.3.0), shipped in v1.4.0 with Flux 2.7
+        # (https://fluxcd.io/blog/2025/09/flux-v2.7.0/). But before v1.4.5 each RetryOnFailure retry grew
+        # .status.history without bound until the object outgrew etcd (fluxcd/helm-controller#1359, fixed by
+        # #1360, backported in #1361, Flux v2.7.5: "Fix HelmRelease history truncation when using the
+        # RetryOnFailure strategy"): a failing upgrade retried every 10 minutes would get there.
+        "flux-helm-controller", "Flux helm-controller", "1.4.5",
         "HelmRelease v2 with `upgrade.strategy.name: RetryOnFailure`",
         f"Deployment {FLUX_NAMESPACE}/helm-controller's image tag; CRD helmreleases v2",
         (Workload("Deployment", FLUX_NAMESPACE, "helm-controller", "helm-controller"),),
@@ -460,10 +463,10 @@ ARGOCD = Requirement(
      Workload("Deployment", ARGOCD_NAMESPACE, "argocd-repo-server", "argocd")),
     (("applications.argoproj.io", "v1alpha1"), ("appprojects.argoproj.io", "v1alpha1")))
 AWS_LB_CONTROLLER = Requirement(
-    # The `alb.ingress.kubernetes.io/ssl-redirect` annotation: documented from the v2.3 docs
-    # (https://kubernetes-sigs.github.io/aws-load-balancer-controller/v2.3/guide/tasks/ssl_redirect/);
-    # the v2.0-v2.2 docs redirect with an actions.ssl-redirect rule instead (gitlab-org/charts/gitlab#2738).
-    "aws-lb-controller", "AWS Load Balancer Controller", "2.3.0",
+    # networking.k8s.io/v1 Ingress, the only one Kubernetes >= 1.22 serves: v2.4.0 is the first release
+    # that watches it (its release notes: clusters before 1.19 stay on v2.3.x), and the first whose Helm
+    # chart creates the IngressClass `alb`. (`ssl-redirect` itself is in the docs from v2.3.)
+    "aws-lb-controller", "AWS Load Balancer Controller", "2.4.0",
     f"Ingress class `{INGRESS_CLASS}` with the `ssl-redirect`, `listen-ports`, `ssl-policy` annotations",
     f"Deployment {ADDON_NAMESPACE}/aws-load-balancer-controller's image tag; IngressClass {INGRESS_CLASS}",
     (Workload("Deployment", ADDON_NAMESPACE, "aws-load-balancer-controller", "aws-load-balancer-controller"),),
@@ -489,9 +492,18 @@ PROMETHEUS_OPERATOR = Requirement(
     (("servicemonitors.monitoring.coreos.com", "v1"), ("prometheusrules.monitoring.coreos.com", "v1")))
 
 
+POD_IDENTITY_AGENT = Requirement(
+    # aws_identity: pod-identity. Without the agent the SDKs find no credentials, and Airflow's S3 log
+    # handler swallows the error (task logs silently never reach S3). Any release serves what the
+    # associations need: the version is EKS's; only that the add-on runs is checked.
+    "pod-identity-agent", "EKS Pod Identity Agent", "0.0.1", "aws_identity: pod-identity (the pods' AWS credentials)",
+    f"DaemonSet {ADDON_NAMESPACE}/eks-pod-identity-agent (the EKS add-on)",
+    (Workload("DaemonSet", ADDON_NAMESPACE, "eks-pod-identity-agent", "eks-pod-identity-agent"),))
+
+
 def cluster_requirements(engine: str, keda: bool = False, metrics: bool = False,
-                         ingress: bool = False) -> list[Requirement]:
+                         ingress: bool = False, pod_identity: bool = False) -> list[Requirement]:
     """What one environment's answers need in its cluster, in the order preflight checks them."""
     found = [KUBERNETES, *(FLUX if engine == "flux" else (ARGOCD,)), SEALED_SECRETS, EFS_CSI]
-    return found + [r for r, used in ((AWS_LB_CONTROLLER, ingress), (KEDA, keda),
+    return found + [r for r, used in ((POD_IDENTITY_AGENT, pod_identity), (AWS_LB_CONTROLLER, ingress), (KEDA, keda),
                                       (PROMETHEUS_OPERATOR, metrics)) if used]

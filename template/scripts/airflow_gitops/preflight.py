@@ -77,9 +77,10 @@ class Needs:
     metrics: bool
     ingress: bool
     jenkins_service_account: str
+    pod_identity: bool = False
 
     def requirements(self) -> list[facts.Requirement]:
-        return facts.cluster_requirements(self.engine, self.keda, self.metrics, self.ingress)
+        return facts.cluster_requirements(self.engine, self.keda, self.metrics, self.ingress, self.pod_identity)
 
 
 # ---------------------------------------------------------------- answers
@@ -113,7 +114,8 @@ def needs(repo: Path, env: str | None) -> Needs:
                  any(a.get("keda_autoscaling") is True for a in chosen.values()),
                  any(a.get("metrics") == "prometheus-operator" for a in chosen.values()),
                  any(bool(a.get("web_hostname")) for a in chosen.values()),
-                 str(first.get("jenkins_service_account", "")))
+                 str(first.get("jenkins_service_account", "")),
+                 any(a.get("aws_identity") == "pod-identity" for a in chosen.values()))
 
 
 # ---------------------------------------------------------------- the cluster, through kubectl

@@ -37,9 +37,9 @@ class Settings:
     data: dict[str, str] = field(default_factory=dict)
 
 
-def _db_url(a: Mapping[str, Any], scheme: str, host: str, database: str) -> str:
+def _db_url(a: Mapping[str, Any], scheme: str, host: str, database: str, query: str = "?sslmode=disable") -> str:
     return (f"{scheme}://{quote(str(a['rds_user']), safe='')}:${{AIRFLOW_DB_PASSWORD}}@{host}:{facts.PGBOUNCER_PORT}"
-            f"/{database}?sslmode=disable")
+            f"/{database}{query}")
 
 
 def shapes(a: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -49,7 +49,11 @@ def shapes(a: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     release, namespace = a["project_name"], a["namespace"]
     pgbouncer = f"{release}-pgbouncer.{namespace}"  # the chart's Service, in this namespace
     found = {
-        "airflow-metadata": {"connection": _db_url(a, "postgresql", pgbouncer, f"{release}-metadata")},
+        # No sslmode: Airflow 3 derives its async engine's URL from this one (postgresql+asyncpg://,
+        # query kept), and asyncpg refuses `sslmode` (TypeError). pgbouncer offers no TLS to its
+        # clients (the hop stays in the namespace, SCRAM-authenticated), so libpq's default `prefer`
+        # and asyncpg's both connect in clear, as `disable` did.
+        "airflow-metadata": {"connection": _db_url(a, "postgresql", pgbouncer, f"{release}-metadata", "")},
         "airflow-pgbouncer": {"users.txt": f'"{a["rds_user"]}" "${{AIRFLOW_DB_PASSWORD}}"'},
         # The exporter sidecar reads SHOW STATS from pgbouncer in its own pod.
         "airflow-pgbouncer-stats": {"connection": _db_url(a, "postgresql", "127.0.0.1", "pgbouncer")},

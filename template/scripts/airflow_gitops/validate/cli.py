@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_gitops.facts import KUBECTL_MIN_MINOR, KUBERNETES_VERSION
+from airflow_gitops.facts import KUBECTL_MIN_MINOR, KUBERNETES_VERSION, LEGACY_FLAVOR
 from airflow_gitops.validate.alerts import check_prometheus_rules
 from airflow_gitops.validate.argocd import check_argo_applications
 from airflow_gitops.validate.build import BuildError, check_yaml_files, discover_builds, find_kubectl, kustomize_build
@@ -35,7 +35,12 @@ from airflow_gitops.validate.jenkins import check_jenkinsfile, deployed_images
 from airflow_gitops.validate.objects import companion_objects, env_of, is_overlay, load_answers
 from airflow_gitops.validate.report import FORMATS, Issue, Report, as_text, render, text_line
 from airflow_gitops.validate.schemas import SchemaStore, check_schemas
-from airflow_gitops.validate.sealed import check_ca_bundles, check_sealed_secrets, check_sealed_settings
+from airflow_gitops.validate.sealed import (
+    check_ca_bundles,
+    check_sealed_secrets,
+    check_sealed_settings,
+    check_stamps,
+)
 from airflow_gitops.validate.storage import check_volumes
 from airflow_gitops.validate.values import deployed_releases
 
@@ -126,11 +131,12 @@ def check_repo(report: Report, run: Run, every: dict[str, list[dict]]) -> None:
     """The checks across builds: environments side by side, the engine, Argo CD, CA bundles, Jenkins."""
     # clusters/<cluster> are separate clusters by design: their cluster-scoped objects may differ.
     built = {name: objs for name, objs in every.items() if (run.repo / name).resolve() not in run.generated}
-    report.extend(check_environments(every))
-    report.extend(check_cluster_scoped(built) + check_engine_purity(every, run.engine))
+    report.extend(check_environments(every, run.repo))
+    report.extend(check_cluster_scoped(built, run.repo) + check_engine_purity(every, run.engine))
     report.extend(check_argo_applications(every, run.repo, run.chart_defaults, run.chart_keys))
     report.extend(check_ca_bundles(run.repo, run.strict))
     report.extend(check_sealed_settings(run.repo))
+    report.extend(check_stamps(run.repo, str(run.answers.get("airflow_chart") or LEGACY_FLAVOR), run.strict))
     report.extend(check_iam(run.repo, deployed_releases(every, run.repo)))
     jenkinsfile = run.repo / "Jenkinsfile"
     if jenkinsfile.is_file():

@@ -23,11 +23,20 @@ def check_namespace(objs: list[dict]) -> list[Issue]:
     return []
 
 
-def check_environments(builds: dict[str, list[dict]]) -> list[tuple[str, Issue]]:
+def clusters_of(repo: Path | None, builds: dict[str, list[dict]]) -> dict[str, str]:
+    """env -> cluster directory, from the layout clusters/<cluster>/<env>/ (under Flux an env dir has
+    no kustomization.yaml, so it is no build of its own), else from the builds' names."""
+    found = {parts[2]: parts[1] for name in builds if len(parts := Path(name).parts) >= 3 and parts[0] == "clusters"}
+    for env_dir in sorted(repo.glob("clusters/*/*/")) if repo else []:
+        if env_dir.is_dir() and (repo / "deploy/overlays" / env_dir.name).is_dir():
+            found[env_dir.name] = env_dir.parent.name
+    return found
+
+
+def check_environments(builds: dict[str, list[dict]], repo: Path | None = None) -> list[tuple[str, Issue]]:
     """Environments on one cluster (clusters/<cluster>/<env>/) must not share a namespace: they would
     share the Helm release, the DAG volume and the Secrets. Nor may two share an S3 log folder."""
-    cluster_of = {parts[2]: parts[1] for name in builds if len(parts := Path(name).parts) >= 3
-                  and parts[0] == "clusters"}
+    cluster_of = clusters_of(repo, builds)
     seen_ns: dict[tuple[str, str], str] = {}
     seen_logs: dict[str, str] = {}
     found = []
@@ -57,14 +66,19 @@ def _log_folder_overlaps(folder: str, seen: dict[str, str]) -> list[Issue]:
             if folder == other_folder or folder.startswith(other_folder + "/") or other_folder.startswith(folder + "/")]
 
 
-def check_cluster_scoped(builds: dict[str, list[dict]]) -> list[tuple[str, Issue]]:
+def check_cluster_scoped(builds: dict[str, list[dict]], repo: Path | None = None) -> list[tuple[str, Issue]]:
     """The same cluster-scoped object from two builds must be identical, or two envs
-    sharing a cluster would overwrite (and prune) each other's copy."""
-    seen: dict[tuple[str, str], tuple[str, dict]] = {}
+    sharing a cluster would overwrite (and prune) each other's copy. Environments on different
+    clusters never meet; a build of no environment (infrastructure/) goes to every cluster."""
+    cluster_of = clusters_of(repo, builds)
+    seen: dict[tuple[str, str, str], tuple[str, dict]] = {}
     issues: list[tuple[str, Issue]] = []
     for build, objs in builds.items():
+        parts = Path(build).parts
+        env = parts[2] if len(parts) >= 3 and parts[:2] == ("deploy", "overlays") else None
+        cluster = cluster_of.get(env, "?") if env else "*"
         for obj in (o for o in objs if o.get("kind") in CLUSTER_SCOPED):
-            key = (str(obj.get("kind")), str(dig(obj, "metadata.name")))
+            key = (cluster, str(obj.get("kind")), str(dig(obj, "metadata.name")))
             first = seen.setdefault(key, (build, obj))
             if first[0] != build and first[1] != obj:
                 issues.append((build, Issue("ERROR", ref(obj), f"cluster-scoped object differs from the one "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from airflow_gitops import stamps
 from airflow_gitops.facts import COMPOSE_ANNOTATION, PLACEHOLDER_PREFIX, RDS_CA_BUNDLE, SEALED_SCOPE_ANNOTATIONS
 from airflow_gitops.secret_settings import SETTINGS_DIR
 from airflow_gitops.validate.objects import dig, ns_of, ref
@@ -95,4 +96,23 @@ def check_sealed_settings(repo: Path) -> list[tuple[str, Issue]]:
                           f"spec.template.data.{key} is also in {SETTINGS_DIR}/{settings.name}, which the build uses"
                           + (": `make seal` removes this copy" if same else
                              f" (it differs: move any edit of yours there), then delete it from {sealed.name}"))))
+    return found
+
+
+def check_stamps(repo: Path, flavor: str, strict: bool) -> list[tuple[str, Issue]]:
+    """Each environment's values carry the revision of the Secrets and settings its pods read
+    (airflow_gitops.stamps): a stale one means pods keep the old password or pgbouncer.ini."""
+    found = []
+    for overlay in sorted(p.parent for p in repo.glob("deploy/overlays/*/secrets")):
+        values_file = overlay / stamps.REVISION_FILE
+        if not values_file.is_file():
+            continue  # a repository from before it (copier update adds it)
+        if any(PLACEHOLDER_PREFIX in p.read_text() for p in (overlay / "secrets").glob("*.yaml")):
+            continue  # not sealed yet: nothing runs on these Secrets (the placeholders are reported)
+        values = yaml.safe_load(values_file.read_text()) or {}
+        if stale := stamps.stale(values, overlay, flavor):
+            found.append((str(values_file.relative_to(repo)), Issue(
+                "ERROR" if strict else "WARN", "", f"{', '.join(stale)}: {stamps.STAMP} is not the revision of the "
+                f"secrets/ and settings/ files, so the pods reading them would not restart and keep the old values: "
+                f"run `make stamp ENV={overlay.name}` (make seal does it too) and commit")))
     return found
