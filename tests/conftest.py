@@ -73,6 +73,16 @@ def airflow_python(version: str = "2.8.4") -> Path:
     return python
 
 
+def python_interpreter(minor: str) -> Path:
+    """An interpreter of Python <minor> ("3.12"): pyenv's build of it, else python<minor> on PATH."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    builds = sorted(pyenv.glob(f"{minor}.*/bin/python{minor}"))
+    found = str(builds[-1]) if builds else shutil.which(f"python{minor}")
+    if not found:
+        skip_or_fail(f"no Python {minor} found (pyenv's {pyenv} or python{minor} on PATH)")
+    return Path(found)
+
+
 @pytest.fixture(scope="session")
 def demo_answers() -> dict[str, Any]:
     """The community chart's demo answers: most stories here are told on it (examples/demo-community.yml)."""

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import yaml
 from airflow_gitops import kubelet, podsecurity
+from airflow_gitops.binaries import foreign
 from airflow_gitops.facts import KUBERNETES_VERSION as DEFAULT_KUBE_VERSION  # `helm template` capabilities
 from airflow_gitops.facts import POD_SECURITY_LEVEL
 from airflow_gitops.validate import (
@@ -79,7 +80,7 @@ class Release:
 # ---------------------------------------------------------------- tools
 def find_helm(repo: Path) -> str:
     for candidate in (os.environ.get("HELM"), str(repo / ".tools/bin/helm"), shutil.which("helm")):
-        if candidate and os.access(candidate, os.X_OK):
+        if candidate and os.access(candidate, os.X_OK) and not foreign(Path(candidate)):
             return candidate
     raise RenderError("no helm found: run `make tools` (installs helm v4 into .tools/bin) or set HELM")
 

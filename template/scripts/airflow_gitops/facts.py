@@ -348,6 +348,11 @@ def jenkins_entries(text: str) -> dict[str, tuple[str, str, bool]]:
 
 # ---------------------------------------------------------------- tools and caches of the generated repository
 KUBECTL_MIN_MINOR = 27  # kubectl >= 1.27 bundles kustomize v5 (validate, render, install_tools.py)
+HELM_MIN = (3, 8)  # make render: helm v3.8+ (OCI charts) or v4 (install_tools.py)
+# install_tools.py's kubectl and helm (from a PyPI wheel) are Linux x86-64 binaries: elsewhere, PATH's.
+TOOLS_WHEEL_PLATFORM = ("Linux", "x86_64")  # platform.system(), platform.machine()
+# The Pythons `make tools` builds .venv with, each tested (tests/test_tools_pythons.py); CI images use 3.12.
+TOOLS_PYTHONS = ("3.11", "3.12", "3.13")
 KUBERNETES_VERSION = "1.34.0"  # EKS's current minor: kubernetes-validate schemas, `helm template --kube-version`
 CHART_CACHE = ".cache/charts"  # make render caches <chart>-<version>.tgz here; make validate reads its values.yaml
 RDS_CA_BUNDLE = "rds-ca-bundle.pem"  # deploy/overlays/<env>/<this>: written by make rds-ca, read by pgbouncer

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from airflow_gitops.binaries import foreign
 from airflow_gitops.facts import KUBECTL_MIN_MINOR
 from airflow_gitops.validate.objects import Loader
 from airflow_gitops.validate.report import Issue
@@ -112,7 +113,7 @@ def find_kubectl(repo: Path) -> str | None:
     if os.environ.get("KUBECTL"):
         return os.environ["KUBECTL"]
     local = repo / ".tools" / "bin" / "kubectl"
-    if os.access(local, os.X_OK):
+    if os.access(local, os.X_OK) and not foreign(local):  # another machine's: install_tools.py replaces it
         return str(local)
     try:  # kustomize features used here need kubectl >= 1.27 (kustomize v5)
         out = subprocess.run(["kubectl", "version", "--client", "-o", "json"],

@@ -17,6 +17,7 @@ import fnmatch
 import functools
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -289,9 +290,14 @@ def api_errors(request: Any) -> list[str]:
 def lint(policy: Any) -> list[str]:
     """parliament's findings on an identity policy (or why it could not run)."""
     try:
-        from parliament import analyze_policy_string  # type: ignore[import-untyped]
-    except ImportError:
-        return ["parliament is not installed: run `make tools` (requirements-tools.txt)"]
+        with warnings.catch_warnings():  # parliament 1.6.4 imports pkg_resources, deprecated but pinned
+            warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+            from parliament import analyze_policy_string  # type: ignore[import-untyped]
+    except ImportError as exc:
+        if exc.name == "parliament":
+            return ["parliament is not installed: run `make tools` (requirements-tools.txt)"]
+        return [f"parliament cannot be imported ({exc}): run `make tools` (requirements-tools.txt pins "
+                "setuptools for its pkg_resources)"]
     findings = analyze_policy_string(json.dumps(policy)).findings
     return [f"parliament: {f.issue}: {f.detail}" for f in findings]
 
