@@ -517,6 +517,12 @@ RULES: dict[str, Callable[..., str]] = {
     "eks_oidc_issuer": eks_oidc_issuer,
     "s3_log_kms_key_arn": s3_log_kms_key_arn,
     "web_hostname": web_hostname,
+    "keda_namespace": dns_label("keda_namespace", 63),
+    "prometheus_namespace": dns_label("prometheus_namespace", 63),
+    "prometheus_release_label": lambda value: _matches(
+        "prometheus_release_label", value, r"(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?",
+        "must be a Kubernetes label value: up to 63 letters, digits, '-', '_' and '.', starting and ending "
+        "with a letter or digit"),
     "web_alb_group": lambda value: _matches(
         "web_alb_group", value, facts.ALB_GROUP_NAME.pattern.strip("^$"),
         "must be empty or an ALB group name: up to 63 lowercase letters, digits, '-' and '.', starting and "

@@ -91,6 +91,9 @@ BAD_ANSWERS = [
     ("web_hostname", "airflow.example.com/path", "DNS name"),
     ("web_alb_group", "Platform_ALB", "ALB group name"),
     ("web_alb_group", "a" * 64, "up to 63"),
+    ("keda_namespace", "KEDA", "DNS-1123"),
+    ("prometheus_namespace", "monitoring/", "DNS-1123"),
+    ("prometheus_release_label", "kube prometheus", "label value"),
 ]
 
 
@@ -131,7 +134,9 @@ def test_extra_pip_packages_stop_an_official_copy(tmp_path: Path, copy_project, 
 def test_the_demo_answers_pass_every_rule(demo_answers) -> None:
     """The table can fail: the same calls accept good answers."""
     computed_defaults = {"production_like": False, "redis_tls": True, "rds_tls_verify": False, "redis_auth": True,
-                         "s3_log_kms_key_arn": "", "web_alb_group": ""}
+                         "s3_log_kms_key_arn": "", "web_alb_group": "",
+                         "keda_namespace": "keda", "prometheus_namespace": "monitoring",
+                         "prometheus_release_label": "kube-prometheus-stack"}
     for field in sorted({f for f, _, _ in BAD_ANSWERS}):
         good = demo_answers[field] if field in demo_answers else computed_defaults[field]
         assert validate_like_copier(field, good, demo_answers) == "", field

@@ -194,3 +194,31 @@ def test_the_monitoring_objects_match_the_operators_crd_types(monitored) -> None
     broken = json.loads(json.dumps(monitor))
     broken["spec"]["endpoints"][0]["interval"] = 30
     assert crd_types([broken]).returncode != 0
+
+
+def test_a_prometheus_elsewhere_is_an_answer_not_an_edit(tmp_path, copy_project, official_answers) -> None:
+    """A Prometheus in another namespace, selecting by another release label, and KEDA in another
+    namespace: the NetworkPolicies, the monitoring objects' labels and preflight follow the answers."""
+    answers = {**official_answers, "metrics": "prometheus-operator", "prometheus_namespace": "observability",
+               "prometheus_release_label": "prom", "keda_autoscaling": True, "keda_namespace": "autoscaling"}
+    repo = copy_project(tmp_path / "repo", answers)
+    overlay = repo / "deploy/overlays/dev"
+    docs = {p.name: [d for d in yaml.safe_load_all(p.read_text()) if d] for p in overlay.glob("*.yaml")}
+    for name in ("servicemonitor-airflow.yaml", "prometheusrule-airflow.yaml"):
+        assert docs[name][0]["metadata"]["labels"] == {"release": "prom"}, name
+    policies = docs["networkpolicy-metrics.yaml"] + docs["networkpolicy-keda-pgbouncer.yaml"]
+    pgbouncer = netpol.Pod("airflow-pgbouncer-0", NAMESPACE, {"component": "pgbouncer", "release": "airflow"},
+                           ports={"pgbouncer": facts.PGBOUNCER_PORT, "pgb-metrics": facts.PGBOUNCER_METRICS_PORT})
+    statsd = netpol.Pod("airflow-statsd-0", NAMESPACE, {"component": "statsd", "release": "airflow"},
+                        ports={f"statsd-{k}": v for k, v in facts.STATSD_PORTS.items()})
+    for namespace, labels, target, port, allowed in (
+            ("observability", facts.PROMETHEUS_POD_LABELS, statsd, facts.STATSD_PORTS["scrape"], True),
+            (facts.PROMETHEUS_NAMESPACE, facts.PROMETHEUS_POD_LABELS, statsd, facts.STATSD_PORTS["scrape"], False),
+            ("autoscaling", facts.KEDA_OPERATOR_LABELS, pgbouncer, facts.PGBOUNCER_PORT, True),
+            (facts.KEDA_NAMESPACE, facts.KEDA_OPERATOR_LABELS, pgbouncer, facts.PGBOUNCER_PORT, False)):
+        pod = netpol.Pod("x", namespace, labels, namespace_labels={"kubernetes.io/metadata.name": namespace})
+        assert netpol.allowed(policies, pod, target, port) is allowed, (namespace, target.name)
+    needs = facts.cluster_requirements("flux", keda=True, metrics=True, keda_namespace="autoscaling",
+                                       prometheus_namespace="observability")
+    workloads = {(w.namespace, w.image) for r in needs for w in r.workloads}
+    assert {("autoscaling", "keda"), ("observability", "prometheus-operator")} <= workloads

@@ -8,7 +8,7 @@ hooks run inside Copier's own interpreter, and the tools before their venv exist
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # ---------------------------------------------------------------- repository
 ANSWERS_FILE = ".copier-answers.yml"  # the primary answers file; further envs: .copier-answers.<env>.yml
@@ -506,9 +506,20 @@ POD_IDENTITY_AGENT = Requirement(
     (Workload("DaemonSet", ADDON_NAMESPACE, "eks-pod-identity-agent", "eks-pod-identity-agent"),))
 
 
-def cluster_requirements(engine: str, keda: bool = False, metrics: bool = False,
-                         ingress: bool = False, pod_identity: bool = False) -> list[Requirement]:
+def in_namespace(req: Requirement, default: str, namespace: str) -> Requirement:
+    """`req` with its workloads (and what the README says) in the namespace the answers name."""
+    if namespace == default:
+        return req
+    workloads = tuple(replace(w, namespace=namespace) if w.namespace == default else w for w in req.workloads)
+    return replace(req, workloads=workloads, detect=req.detect.replace(default, namespace))
+
+
+def cluster_requirements(engine: str, keda: bool = False, metrics: bool = False, ingress: bool = False,
+                         pod_identity: bool = False, keda_namespace: str = KEDA_NAMESPACE,
+                         prometheus_namespace: str = PROMETHEUS_NAMESPACE) -> list[Requirement]:
     """What one environment's answers need in its cluster, in the order preflight checks them."""
     found = [KUBERNETES, *(FLUX if engine == "flux" else (ARGOCD,)), SEALED_SECRETS, EFS_CSI]
-    return found + [r for r, used in ((POD_IDENTITY_AGENT, pod_identity), (AWS_LB_CONTROLLER, ingress), (KEDA, keda),
-                                      (PROMETHEUS_OPERATOR, metrics)) if used]
+    return found + [r for r, used in ((POD_IDENTITY_AGENT, pod_identity), (AWS_LB_CONTROLLER, ingress),
+                                      (in_namespace(KEDA, KEDA_NAMESPACE, keda_namespace), keda),
+                                      (in_namespace(PROMETHEUS_OPERATOR, PROMETHEUS_NAMESPACE, prometheus_namespace),
+                                       metrics)) if used]

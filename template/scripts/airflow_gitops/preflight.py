@@ -78,9 +78,12 @@ class Needs:
     ingress: bool
     jenkins_service_account: str
     pod_identity: bool = False
+    keda_namespace: str = facts.KEDA_NAMESPACE
+    prometheus_namespace: str = facts.PROMETHEUS_NAMESPACE
 
     def requirements(self) -> list[facts.Requirement]:
-        return facts.cluster_requirements(self.engine, self.keda, self.metrics, self.ingress, self.pod_identity)
+        return facts.cluster_requirements(self.engine, self.keda, self.metrics, self.ingress, self.pod_identity,
+                                          self.keda_namespace, self.prometheus_namespace)
 
 
 # ---------------------------------------------------------------- answers
@@ -115,7 +118,9 @@ def needs(repo: Path, env: str | None) -> Needs:
                  any(a.get("metrics") == "prometheus-operator" for a in chosen.values()),
                  any(bool(a.get("web_hostname")) for a in chosen.values()),
                  str(first.get("jenkins_service_account", "")),
-                 any(a.get("aws_identity") == "pod-identity" for a in chosen.values()))
+                 any(a.get("aws_identity") == "pod-identity" for a in chosen.values()),
+                 str(first.get("keda_namespace") or facts.KEDA_NAMESPACE),
+                 str(first.get("prometheus_namespace") or facts.PROMETHEUS_NAMESPACE))
 
 
 # ---------------------------------------------------------------- the cluster, through kubectl
@@ -309,10 +314,10 @@ def checks(cluster: Cluster, need: Needs) -> Iterator[Result]:
         for kind, name in req.objects:
             yield check_object(cluster, req, kind, name)
     if need.keda:  # the NetworkPolicy lets the operator in by this namespace's name
-        yield check_namespace(cluster, facts.KEDA_NAMESPACE, "keda_autoscaling: networkpolicy-keda-pgbouncer.yaml "
+        yield check_namespace(cluster, need.keda_namespace, "keda_autoscaling: networkpolicy-keda-pgbouncer.yaml "
                                                              "admits the KEDA operator from it")
     if need.metrics:
-        yield check_namespace(cluster, facts.PROMETHEUS_NAMESPACE, "metrics: networkpolicy-metrics.yaml admits "
+        yield check_namespace(cluster, need.prometheus_namespace, "metrics: networkpolicy-metrics.yaml admits "
                                                                    "Prometheus from it")
     if need.jenkins_service_account:
         yield from check_jenkins(cluster, need.jenkins_service_account)
