@@ -32,7 +32,7 @@ for _name in [m for m in sys.modules if m.split(".")[0] in ("airflow_gitops", "s
     if not str(getattr(sys.modules[_name], "__file__", "") or "").startswith(_SCRIPTS):
         del sys.modules[_name]
 try:
-    from airflow_gitops import facts, secret_settings
+    from airflow_gitops import facts, images, secret_settings
 finally:
     sys.path.remove(_SCRIPTS)
 
@@ -517,6 +517,10 @@ RULES: dict[str, Callable[..., str]] = {
     "eks_oidc_issuer": eks_oidc_issuer,
     "s3_log_kms_key_arn": s3_log_kms_key_arn,
     "web_hostname": web_hostname,
+    "image_mirror": lambda value: _matches(
+        "image_mirror", value, facts.IMAGE_MIRROR.pattern.strip("^$"),
+        "must be empty or a registry host name (with an optional :port, no scheme, no path), e.g. "
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com", optional=True),
     "keda_namespace": dns_label("keda_namespace", 63),
     "prometheus_namespace": dns_label("prometheus_namespace", 63),
     "prometheus_release_label": lambda value: _matches(
@@ -610,6 +614,7 @@ class ValidationExtension(Extension):
         environment.filters["yaml_str"] = yaml_str
         environment.filters["groovy_str"] = groovy_str
         environment.globals["facts"] = facts  # names and paths templates share with the tools
+        environment.globals["images"] = images  # the images the charts render (repositories, users)
         environment.globals["jenkins_entry"] = facts.jenkins_entry
         environment.filters["absolute_src"] = absolute_src
         environment.filters["cluster_slug"] = cluster_slug

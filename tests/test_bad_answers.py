@@ -92,6 +92,8 @@ BAD_ANSWERS = [
     ("web_alb_group", "Platform_ALB", "ALB group name"),
     ("web_alb_group", "a" * 64, "up to 63"),
     ("keda_namespace", "KEDA", "DNS-1123"),
+    ("image_mirror", "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "registry host name"),
+    ("image_mirror", "registry.example.com/path", "no path"),
     ("prometheus_namespace", "monitoring/", "DNS-1123"),
     ("prometheus_release_label", "kube prometheus", "label value"),
 ]
@@ -135,7 +137,7 @@ def test_the_demo_answers_pass_every_rule(demo_answers) -> None:
     """The table can fail: the same calls accept good answers."""
     computed_defaults = {"production_like": False, "redis_tls": True, "rds_tls_verify": False, "redis_auth": True,
                          "s3_log_kms_key_arn": "", "web_alb_group": "",
-                         "keda_namespace": "keda", "prometheus_namespace": "monitoring",
+                         "keda_namespace": "keda", "image_mirror": "", "prometheus_namespace": "monitoring",
                          "prometheus_release_label": "kube-prometheus-stack"}
     for field in sorted({f for f, _, _ in BAD_ANSWERS}):
         good = demo_answers[field] if field in demo_answers else computed_defaults[field]

@@ -363,3 +363,27 @@ def test_govcloud_policies_name_their_partition(tmp_path: Path, copy_project, de
     assert trust["Statement"][0]["Principal"]["Federated"].startswith("arn:aws-us-gov:iam::123456789012:")
     result = run_validate(repo)
     assert result.returncode == 0 and "ERROR" not in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("flavor", ["official", "community"])
+def test_an_image_mirror_serves_every_image_of_the_release(flavor, tmp_path, copy_project, demo_answers,
+                                                         official_answers) -> None:
+    """image_mirror (an ECR pull-through cache): every container and task pod image of both charts is
+    pulled through it, and the kubelet check still knows each image (make render passes)."""
+    from airflow_gitops import images as image_facts
+    from conftest import run_make, shared_path
+
+    mirror = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    base = official_answers if flavor == "official" else demo_answers
+    extra = {"metrics": "prometheus-operator", "executor": "KubernetesExecutor"} if flavor == "official" else \
+        {"executor": "CeleryKubernetesExecutor"}
+    repo = copy_project(tmp_path / "repo", {**base, **extra, "image_mirror": mirror})
+    chart = shared_path("charts", "apache-airflow-1.20.0.tgz" if flavor == "official" else "airflow-8.9.0.tgz")
+    result = run_make(repo, "render", "ENV=dev", f"CHART={chart}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    objs = rendered_objects(repo)
+    specs = [podsecurity.pod_spec(o) for o in workloads(objs).values()] + [t["spec"] for t in task_pod_templates(objs)]
+    refs = {c["image"] for spec in specs if spec for c in podsecurity.containers(spec)}
+    assert refs and all(ref.startswith(mirror + "/") for ref in refs), sorted(refs)
+    assert all(image_facts.lookup(ref) for ref in refs), sorted(refs)
+    assert any("/docker-hub/apache/airflow:" in ref for ref in refs)

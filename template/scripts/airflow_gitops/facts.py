@@ -117,6 +117,40 @@ def pod_identity_associations(flavor: str, release: str, namespace: str, cluster
             for sa in service_accounts(flavor, release)]
 
 
+# ---------------------------------------------------------------- image mirror (answer image_mirror)
+# An ECR pull-through cache serves each upstream registry under a repository prefix of its rule:
+# <account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<upstream repository>. These are the prefixes
+# the generated README tells you to create the rules with (one per upstream the charts pull from).
+MIRROR_PREFIXES = {"docker.io": "docker-hub", "quay.io": "quay", "ghcr.io": "github"}
+IMAGE_MIRROR = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+(:[0-9]{1,5})?$")
+
+
+def upstream(repository: str) -> tuple[str, str]:
+    """(registry, path) of an image repository as the charts write it (Docker Hub without a host)."""
+    first, _, rest = repository.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return "docker.io", repository
+
+
+def mirrored(repository: str, mirror: str) -> str:
+    """`repository` pulled through the mirror (unchanged without one, or from a registry it has no rule for)."""
+    registry, path = upstream(repository)
+    if not mirror or registry not in MIRROR_PREFIXES:
+        return repository
+    return f"{mirror}/{MIRROR_PREFIXES[registry]}/{path}"
+
+
+def unmirrored(repository: str) -> str:
+    """The upstream repository a mirrored one stands for (as the charts write it); others as they are."""
+    host, _, rest = repository.partition("/")
+    prefix, _, path = rest.partition("/")
+    by_prefix = {v: k for k, v in MIRROR_PREFIXES.items()}
+    if "." not in host or prefix not in by_prefix or not path:
+        return repository
+    return path if by_prefix[prefix] == "docker.io" else f"{by_prefix[prefix]}/{path}"
+
+
 # ---------------------------------------------------------------- node autoscalers
 # Pods that run tasks (Celery workers, KubernetesExecutor task pods) must not be moved by a node
 # consolidation in the middle of a task: the annotation each autoscaler honours.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .facts import AIRFLOW_GID, AIRFLOW_UID, NOBODY_UID
+from .facts import AIRFLOW_GID, AIRFLOW_UID, NOBODY_UID, unmirrored
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def split_ref(ref: str) -> tuple[str, str]:
     for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/"):
         if name.startswith(prefix):
             name = name[len(prefix):]
-    return name, tag
+    return unmirrored(name), tag  # through an ECR pull-through cache (image_mirror): the same image
 
 
 ROOT = User("root", 0, 0, "/root")
