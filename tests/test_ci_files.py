@@ -218,6 +218,27 @@ def test_renovate_finds_the_chart_the_image_and_the_template(tmp_path, copy_proj
     chart_files = {f for f in files if f.endswith(".yaml") and pin.search((repo / f).read_text())}
     assert chart_files and chart_files <= matched("flux" if engine == "flux" else "argocd"), chart_files
     assert ".copier-answers.yml" in matched("copier")
+    # ...but the chart pin and the image are rendered from answers: Renovate bumps those (custom regex
+    # managers, the same regexes Renovate runs, in Python's syntax), and its post-upgrade task renders the rest.
+    rules = config["packageRules"]
+    assert any(r.get("enabled") is False and r.get("matchDepNames") == ["airflow"] and "flux" in r["matchManagers"]
+               for r in rules)
+    answers = (repo / ".copier-answers.yml").read_text()
+    found = {}
+    for manager in config["customManagers"]:
+        assert all(re.search(x.strip("/"), f) for x in manager["managerFilePatterns"]
+                   for f in (".copier-answers.yml", ".copier-answers.staging.yml"))
+        (pattern,) = manager["matchStrings"]
+        match = re.search(pattern.replace("(?<", "(?P<"), answers)
+        assert match, pattern
+        found[manager["depNameTemplate"]] = (manager["datasourceTemplate"], match.group("currentValue"))
+    assert found == {"apache-airflow": ("pypi", demo_answers["airflow_image_tag"].split("-")[0]),
+                     "airflow": ("helm", demo_answers["chart_version"])}
+    (task,) = [r["postUpgradeTasks"]["commands"] for r in rules if "postUpgradeTasks" in r]
+    assert task == ["make upgrade FROM_ANSWERS=1"] and "\nupgrade:" in (repo / "Makefile").read_text()
+    (allowed,) = [r["allowedVersions"] for r in rules if "allowedVersions" in r and r.get("matchDepNames") ==
+                  ["apache-airflow"]]
+    assert allowed == "<2.10"  # the community chart 8.9.0 deploys Airflow 2.0-2.9
     # The image tag is an answer written to values.yaml and the Jenkinsfile: a values-only bump would fail
     # make validate (the DAG check must use the deployed image), so Renovate's helm-values manager is off.
     assert config["helm-values"]["enabled"] is False

@@ -112,7 +112,8 @@ def update_one(copier: str, answers: Path, version: str | None, extra: list[str]
         raise UpdateError(f"copier update failed for {answers.name} (exit {result.returncode})")
 
 
-def run(repo: Path, copier: str, version: str | None) -> list[str]:
+def run(repo: Path, copier: str, version: str | None, data: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """`data`: --data arguments for the primary (the further envs then take its repo-wide answers)."""
     if git("status", "--porcelain", "--untracked-files=all").strip():
         raise UpdateError("the worktree is not clean: commit or stash first (copier update needs it)")
     start = git("rev-parse", "HEAD").strip()
@@ -122,7 +123,7 @@ def run(repo: Path, copier: str, version: str | None) -> list[str]:
             raise UpdateError(problem)
     try:
         for answers in files:
-            extra = [] if answers.name == PRIMARY else repo_wide_data(load_answers(repo / PRIMARY))
+            extra = list(data) if answers.name == PRIMARY else repo_wide_data(load_answers(repo / PRIMARY))
             update_one(copier, answers, version, extra)
             if found := problems(repo):
                 return found

@@ -33,6 +33,7 @@ from airflow_gitops.validate.flux import check_flux_kustomizations, check_helmre
 from airflow_gitops.validate.iam import check_iam
 from airflow_gitops.validate.jenkins import check_jenkinsfile, deployed_images
 from airflow_gitops.validate.objects import companion_objects, env_of, is_overlay, load_answers
+from airflow_gitops.validate.pins import check_pins
 from airflow_gitops.validate.report import FORMATS, Issue, Report, as_text, render, text_line
 from airflow_gitops.validate.schemas import SchemaStore, check_schemas
 from airflow_gitops.validate.sealed import (
@@ -137,6 +138,7 @@ def check_repo(report: Report, run: Run, every: dict[str, list[dict]]) -> None:
     report.extend(check_ca_bundles(run.repo, run.strict))
     report.extend(check_sealed_settings(run.repo))
     report.extend(check_stamps(run.repo, str(run.answers.get("airflow_chart") or LEGACY_FLAVOR), run.strict))
+    report.extend(check_pins(run.repo, run.answers, str(run.answers.get("airflow_chart") or LEGACY_FLAVOR)))
     report.extend(check_iam(run.repo, deployed_releases(every, run.repo)))
     jenkinsfile = run.repo / "Jenkinsfile"
     if jenkinsfile.is_file():

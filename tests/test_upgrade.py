@@ -1,0 +1,89 @@
+"""Story: a platform team moves an existing repository to a newer Airflow release with one command,
+`make upgrade AIRFLOW=<version> [CHART=<version>]`: the answer changes through Copier in every answers
+file, the repo re-renders and validates, `make diff` shows what changes for the cluster, and the
+runbook says what to do around it. A downgrade is refused (migrations only go forward), and a
+Renovate branch that bumped the answer alone is completed the same way."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import commit_all, make_upgrade, run_validate, staging_answers
+
+pytestmark = pytest.mark.slow  # copier copy + update, render with the real chart
+
+
+def staged(repo: Path) -> set[str]:
+    out = subprocess.run(["git", "-C", str(repo), "diff", "--cached", "--name-only"], capture_output=True,
+                         text=True, check=True).stdout
+    return set(out.split())
+
+
+def answer(repo: Path, name: str, key: str) -> str:
+    return str(yaml.safe_load((repo / name).read_text())[key])
+
+
+def deployed_tag(repo: Path) -> str:
+    return str(yaml.safe_load((repo / "deploy/base/values.yaml").read_text())["defaultAirflowTag"])
+
+
+@pytest.fixture
+def repo(tmp_path, copy_project, official_answers) -> Path:
+    """An official-chart repo on Airflow 3.1.7 with two environments, committed."""
+    older = {**official_answers, "airflow_image_tag": "3.1.7"}
+    repo = copy_project(tmp_path / "repo", older)
+    per_env = {k: v for k, v in staging_answers(older).items() if k != "web_hostname"}
+    copy_project(repo, {**per_env, "namespace": "airflow-staging"}, answers_file=".copier-answers.staging.yml")
+    commit_all(repo, "on 3.1.7")
+    return repo
+
+
+def test_make_upgrade_moves_every_environment_through_copier(repo) -> None:
+    done = make_upgrade(repo, "AIRFLOW=3.1.8")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in (".copier-answers.yml", ".copier-answers.staging.yml"):
+        assert answer(repo, name, "airflow_image_tag") == "3.1.8", name
+    assert deployed_tag(repo) == "3.1.8"
+    assert {".copier-answers.yml", ".copier-answers.staging.yml", "deploy/base/values.yaml"} <= staged(repo)
+    # What changes for the cluster (make diff against HEAD), then the runbook.
+    assert "apache/airflow:3.1.7" in done.stdout and "apache/airflow:3.1.8" in done.stdout, done.stdout
+    assert "validate:" in done.stdout and ", 0 errors," in done.stdout, done.stdout
+    runbook = done.stdout[done.stdout.rindex("upgrade: Airflow 3.1.7 -> 3.1.8"):]
+    assert "create-db-snapshot" in runbook and "airflow db migrate" in runbook and "not rolled back" in runbook
+    assert "dev, staging" in runbook
+
+
+def test_a_downgrade_and_an_unknown_version_are_refused_and_change_nothing(repo) -> None:
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    for args, message in ((("AIRFLOW=3.1.6",), "Airflow 3.1.6 is older than the deployed 3.1.7: refused"),
+                          (("AIRFLOW=2.10.5",), "AIRFLOW=2.10.5: the Apache Airflow (official) chart"),
+                          (("AIRFLOW=3.1.8", "CHART=9.9.9"), "CHART=9.9.9: this template knows")):
+        done = make_upgrade(repo, *args) if "CHART=9.9.9" not in args else subprocess.run(
+            ["make", "-s", "-C", str(repo), "upgrade", *args], capture_output=True, text=True)
+        assert done.returncode != 0 and message in done.stderr, (args, done.stderr)
+        assert staged(repo) == set() and deployed_tag(repo) == "3.1.7"
+    assert "only go forward" in make_upgrade(repo, "AIRFLOW=3.1.6").stderr
+    assert subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout == head
+
+
+def test_a_renovate_branch_that_bumped_the_answer_alone_is_completed(repo) -> None:
+    """Renovate's custom manager edits the answers files' `airflow_image_tag` line only; make upgrade
+    (its post-upgrade task) renders the rest from them."""
+    for name in (".copier-answers.yml", ".copier-answers.staging.yml"):
+        path = repo / name
+        path.write_text(path.read_text().replace("airflow_image_tag: 3.1.7", "airflow_image_tag: 3.1.8"))
+    commit_all(repo, "Update apache-airflow to 3.1.8 (Renovate)")
+    assert deployed_tag(repo) == "3.1.7"
+    # The hosted Renovate app runs no post-upgrade task: the PR's CI (make validate) says what to run.
+    result = run_validate(repo)
+    assert result.returncode != 0 and "airflow_image_tag is 3.1.8 but the files deploy 3.1.7: run `make upgrade " \
+        "FROM_ANSWERS=1`" in result.stdout, result.stdout
+    done = make_upgrade(repo, "FROM_ANSWERS=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert deployed_tag(repo) == "3.1.8" and answer(repo, ".copier-answers.yml", "airflow_image_tag") == "3.1.8"
+    assert "deploy/base/values.yaml" in staged(repo)
+    assert run_validate(repo).returncode == 0
