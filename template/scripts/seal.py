@@ -599,29 +599,29 @@ def cmd_seal(args: argparse.Namespace) -> int:
 
 def stamp(repo: Path, env: str) -> list[str]:
     """Write the revision stamps (airflow_gitops.stamps) into deploy/overlays/<env>/secrets-revision.yaml,
-    so the pods that read a changed Secret restart; returns the values paths it changed."""
+    so the pods that read a changed Secret restart; returns the values paths it changed. The file is
+    the tools' own: written whole, for the chart the repository is on now (a switched chart keeps no
+    stamp of the other's)."""
+    import yaml as pyyaml
+
     overlay = repo / "deploy" / "overlays" / env
     path = overlay / stamps.REVISION_FILE
-    yaml = _yaml()
-    values = (yaml.load(path.read_text()) if path.is_file() else None) or {}
+    before = (pyyaml.safe_load(path.read_text()) if path.is_file() else None) or {}
     flavor, want = repo_flavor(repo), stamps.revisions(overlay)
-    changed = []
+    values: dict = {}
     for keys, group in stamps.stamp_paths(flavor).items():
         node = values
         for key in keys:
-            if not isinstance(node.get(key), dict):
-                node[key] = {}
-            node = node[key]
-        if node.get(stamps.STAMP) != want[group]:
-            node[stamps.STAMP] = want[group]
-            changed.append(".".join(keys))
-    if changed:
-        out = io.StringIO()
-        yaml.dump(values, out)
+            node = node.setdefault(key, {})
+        node[stamps.STAMP] = want[group]
+    changed = stamps.stale(before, overlay, flavor)
+    if values != before:
+        header = "".join(line + "\n" for line in (path.read_text().splitlines() if path.is_file() else [])
+                         if line.startswith("#"))
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(out.getvalue())
+        tmp.write_text(header + pyyaml.safe_dump(values, sort_keys=False))
         os.replace(tmp, path)
-        print(f"stamped deploy/overlays/{env}/{stamps.REVISION_FILE}: {', '.join(changed)} "
+        print(f"stamped deploy/overlays/{env}/{stamps.REVISION_FILE}: {', '.join(changed) or 'rewritten'} "
               "(the pods reading them restart)")
     return changed
 
