@@ -32,7 +32,13 @@ from airflow_gitops.validate.environments import (
 from airflow_gitops.validate.flux import check_flux_kustomizations, check_helmreleases
 from airflow_gitops.validate.iam import check_iam
 from airflow_gitops.validate.jenkins import check_jenkinsfile, deployed_images
-from airflow_gitops.validate.objects import companion_objects, env_of, is_overlay, load_answers
+from airflow_gitops.validate.objects import (
+    companion_objects,
+    env_of,
+    environment_answers,
+    is_overlay,
+    load_answers,
+)
 from airflow_gitops.validate.report import FORMATS, Issue, Report, as_text, render, text_line
 from airflow_gitops.validate.schemas import SchemaStore, check_schemas
 from airflow_gitops.validate.sealed import check_ca_bundles, check_sealed_secrets
@@ -137,7 +143,7 @@ def check_repo(report: Report, run: Run, every: dict[str, list[dict]]) -> None:
                     if Path(n).parent.name == "overlays"}
         images = deployed_images(every, run.repo)
         issues = check_jenkinsfile(jenkinsfile.read_text(), overlays, images,
-                                   run.answers.get("jenkins_service_account"))
+                                   run.answers.get("jenkins_service_account"), environment_answers(run.repo))
         report.extend(("Jenkinsfile", issue) for issue in issues)
 
 
