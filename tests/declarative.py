@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from conftest import ROOT, skip_or_fail
 
 GROOVY_LIB = Path(os.environ.get("GROOVY_LIB", ROOT / ".tools/npm/node_modules/npm-groovy-lint/lib/java/groovy/lib"))
@@ -212,3 +214,92 @@ def run_builds(jenkinsfile: Path, tmp_path: Path, starts: list[Start]) -> list[B
 def run_jenkinsfile(jenkinsfile: Path, tmp_path: Path, **start: Any) -> Build:
     """One build (Start's fields as keywords)."""
     return run_builds(jenkinsfile, tmp_path, [Start(**start)])[0]
+
+
+# ---------------------------------------------------------------- the Jenkinsfile's text, read as Groovy reads it
+def fields(jenkinsfile: str) -> dict[str, str]:
+    """The Jenkinsfile's scalar `@Field` constants (strings and numbers), as Groovy sees them."""
+    found = re.findall(r"^@Field final (?:String|long|int) (\w+) = (?:'([^']*)'|(\d+))$", jenkinsfile, re.M)
+    return {name: text or number for name, text, number in found}
+
+
+def agent_pod(jenkinsfile: str, claim: str) -> dict:
+    """The agent pod as Jenkins renders it: the GString with this build's values filled in."""
+    template = re.search(r'String agentPod\(Map env\) \{\s*return """\\\n(.*?)"""', jenkinsfile, re.S).group(1)
+    values = {**fields(jenkinsfile), "env.claim": claim}
+    rendered = re.sub(r"\$\{([\w.]+)\}", lambda m: values[m.group(1)], template)
+    return yaml.safe_load(rendered)
+
+
+def mask(groovy: str) -> str:
+    """`groovy` with the insides of strings and comments blanked (same length, delimiters kept), so
+    that braces, quotes and keywords found in the result are code."""
+    out, i, n = list(groovy), 0, len(groovy)
+
+    def blank(start: int, stop: int) -> None:
+        for k in range(start, stop):
+            if out[k] != "\n":
+                out[k] = " "
+
+    while i < n:
+        for quote in ('"""', "'''", '"', "'"):
+            if groovy.startswith(quote, i):
+                j = i + len(quote)
+                while not groovy.startswith(quote, j):
+                    j += 2 if groovy[j] == "\\" else 1
+                blank(i + len(quote), j)
+                i = j + len(quote)
+                break
+        else:
+            if groovy.startswith("//", i):
+                j = groovy.find("\n", i)
+                blank(i, j)
+                i = j
+            elif groovy.startswith("/*", i):
+                j = groovy.index("*/", i) + 2
+                blank(i, j)
+                i = j
+            else:
+                i += 1
+    return "".join(out)
+
+
+def steps_in_blocks(groovy: str, step: str) -> list[tuple[int, list[str]]]:
+    """Each call of `step` (checkout, sh, ...) in code, with the heads of the blocks that enclose it,
+    outermost first: e.g. `stage('Checkout')`, `steps`, `container('jnlp')`, `script`."""
+    code = mask(groovy)
+    call = re.compile(rf"\b{step}\b\s*[(\"']")
+    calls = {m.start() for m in call.finditer(code)}
+    stack: list[str] = []
+    found = []
+    head_start = 0
+    for i, ch in enumerate(code):
+        if i in calls:
+            found.append((i, list(stack)))
+        if ch == "{":
+            stack.append(" ".join(groovy[head_start:i].split()))
+        elif ch == "}":
+            stack.pop()
+        if ch in "{};\n":
+            head_start = i + 1
+    assert not stack, "unbalanced braces"
+    return found
+
+
+def sh_commands(groovy: str) -> list[tuple[list[str], str]]:
+    """Each `sh` step's command as the shell receives it (GString escapes undone, @Field values
+    interpolated), with its enclosing blocks."""
+    values = fields(groovy)
+    commands = []
+    literal = re.compile(r'\s*"((?:[^"\\]|\\.)*)"(\s*\+\s*\n?)?')
+    for pos, heads in steps_in_blocks(groovy, "sh"):
+        rest, parts = groovy[pos + 2:], []
+        while (m := literal.match(rest)):
+            parts.append(m.group(1))
+            rest = rest[m.end():]
+            if not m.group(2):
+                break
+        gstring = "".join(parts)
+        gstring = re.sub(r"(?<!\\)\$\{(\w+)\}", lambda m: values[m.group(1)], gstring)
+        commands.append((heads, re.sub(r"\\(.)", r"\1", gstring)))
+    return commands

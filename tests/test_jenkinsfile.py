@@ -15,7 +15,17 @@ import yaml
 from airflow_gitops import podsecurity
 from airflow_gitops.facts import DAG_CLAIM, POD_SECURITY_LEVEL, jenkins_cloud, jenkins_entries
 from conftest import ROOT, commit_all, groovy_lint, kustomize_build, merged_values, run_validate, staging_answers
-from declarative import BRANCH_EVENT_CAUSE, USER_CAUSE, Start, run_builds, run_jenkinsfile
+from declarative import (
+    BRANCH_EVENT_CAUSE,
+    USER_CAUSE,
+    Start,
+    agent_pod,
+    fields,
+    run_builds,
+    run_jenkinsfile,
+    sh_commands,
+    steps_in_blocks,
+)
 
 VARIANTS = {
     "in-repo": {},
@@ -31,95 +41,6 @@ VARIANTS = {
 def generated(request, tmp_path_factory, copy_project, demo_answers) -> tuple[Path, dict]:
     answers = {**demo_answers, **VARIANTS[request.param]}
     return copy_project(tmp_path_factory.mktemp(request.param) / "repo", answers), answers
-
-
-def fields(jenkinsfile: str) -> dict[str, str]:
-    """The Jenkinsfile's scalar `@Field` constants (strings and numbers), as Groovy sees them."""
-    found = re.findall(r"^@Field final (?:String|long|int) (\w+) = (?:'([^']*)'|(\d+))$", jenkinsfile, re.M)
-    return {name: text or number for name, text, number in found}
-
-
-def agent_pod(jenkinsfile: str, claim: str) -> dict:
-    """The agent pod as Jenkins renders it: the GString with this build's values filled in."""
-    template = re.search(r'String agentPod\(Map env\) \{\s*return """\\\n(.*?)"""', jenkinsfile, re.S).group(1)
-    values = {**fields(jenkinsfile), "env.claim": claim}
-    rendered = re.sub(r"\$\{([\w.]+)\}", lambda m: values[m.group(1)], template)
-    return yaml.safe_load(rendered)
-
-
-# ------------------------------------------------------------------ the pipeline's block structure
-def mask(groovy: str) -> str:
-    """`groovy` with the insides of strings and comments blanked (same length, delimiters kept), so
-    that braces, quotes and keywords found in the result are code."""
-    out, i, n = list(groovy), 0, len(groovy)
-
-    def blank(start: int, stop: int) -> None:
-        for k in range(start, stop):
-            if out[k] != "\n":
-                out[k] = " "
-
-    while i < n:
-        for quote in ('"""', "'''", '"', "'"):
-            if groovy.startswith(quote, i):
-                j = i + len(quote)
-                while not groovy.startswith(quote, j):
-                    j += 2 if groovy[j] == "\\" else 1
-                blank(i + len(quote), j)
-                i = j + len(quote)
-                break
-        else:
-            if groovy.startswith("//", i):
-                j = groovy.find("\n", i)
-                blank(i, j)
-                i = j
-            elif groovy.startswith("/*", i):
-                j = groovy.index("*/", i) + 2
-                blank(i, j)
-                i = j
-            else:
-                i += 1
-    return "".join(out)
-
-
-def steps_in_blocks(groovy: str, step: str) -> list[tuple[int, list[str]]]:
-    """Each call of `step` (checkout, sh, ...) in code, with the heads of the blocks that enclose it,
-    outermost first: e.g. `stage('Checkout')`, `steps`, `container('jnlp')`, `script`."""
-    code = mask(groovy)
-    call = re.compile(rf"\b{step}\b\s*[(\"']")
-    calls = {m.start() for m in call.finditer(code)}
-    stack: list[str] = []
-    found = []
-    head_start = 0
-    for i, ch in enumerate(code):
-        if i in calls:
-            found.append((i, list(stack)))
-        if ch == "{":
-            stack.append(" ".join(groovy[head_start:i].split()))
-        elif ch == "}":
-            stack.pop()
-        if ch in "{};\n":
-            head_start = i + 1
-    assert not stack, "unbalanced braces"
-    return found
-
-
-def sh_commands(groovy: str) -> list[tuple[list[str], str]]:
-    """Each `sh` step's command as the shell receives it (GString escapes undone, @Field values
-    interpolated), with its enclosing blocks."""
-    values = fields(groovy)
-    commands = []
-    literal = re.compile(r'\s*"((?:[^"\\]|\\.)*)"(\s*\+\s*\n?)?')
-    for pos, heads in steps_in_blocks(groovy, "sh"):
-        rest, parts = groovy[pos + 2:], []
-        while (m := literal.match(rest)):
-            parts.append(m.group(1))
-            rest = rest[m.end():]
-            if not m.group(2):
-                break
-        gstring = "".join(parts)
-        gstring = re.sub(r"(?<!\\)\$\{(\w+)\}", lambda m: values[m.group(1)], gstring)
-        commands.append((heads, re.sub(r"\\(.)", r"\1", gstring)))
-    return commands
 
 
 def test_jenkinsfile_lints(generated) -> None:
@@ -313,6 +234,11 @@ def test_each_environment_publishes_through_its_clusters_cloud(two_clusters, tmp
     assert unknown.error == "ENVIRONMENT 'gone' is not in this Jenkinsfile's ENVIRONMENTS: [dev, prod]"
     result = run_validate(repo)
     assert result.returncode == 0, result.stdout
+    # The README cannot list the clouds (only the primary renders it): the repository's tool does.
+    listed = subprocess.run([sys.executable, "scripts/validate.py", "--jenkins-clouds"], cwd=repo,
+                            capture_output=True, text=True, check=True).stdout
+    assert listed == ("Jenkins cloud 'demo-cluster': EKS cluster demo-cluster, namespaces airflow-dev (dev)\n"
+                      "Jenkins cloud 'prod-cluster': EKS cluster Prod_Cluster, namespaces airflow-prod (prod)\n")
 
 
 PUBLISHES = {  # (BRANCH_NAME, how the build started, its parameters) -> what the branch guard decides

@@ -31,7 +31,7 @@ from airflow_gitops.validate.environments import (
 )
 from airflow_gitops.validate.flux import check_flux_kustomizations, check_helmreleases
 from airflow_gitops.validate.iam import check_iam
-from airflow_gitops.validate.jenkins import check_jenkinsfile, deployed_images
+from airflow_gitops.validate.jenkins import check_jenkinsfile, deployed_images, jenkins_clouds
 from airflow_gitops.validate.objects import (
     companion_objects,
     env_of,
@@ -157,7 +157,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the --format report to FILE and the text report to stdout")
     parser.add_argument("--yaml-only", action="store_true",
                         help="only check that every YAML file parses (no kubectl; the pre-commit hook)")
+    parser.add_argument("--jenkins-clouds", action="store_true",
+                        help="list the Jenkins Kubernetes clouds the DAG publishing job needs (from the Jenkinsfile)")
     args = parser.parse_args(argv)
+    if args.jenkins_clouds:
+        jenkinsfile = args.repo / "Jenkinsfile"
+        if not jenkinsfile.is_file():
+            print(f"no {jenkinsfile}", file=sys.stderr)
+            return 2
+        sys.stdout.writelines(f"{line}\n" for line in jenkins_clouds(jenkinsfile.read_text(),
+                                                                    environment_answers(args.repo)))
+        return 0
     if args.yaml_only:
         found = check_yaml_files(args.repo)
         sys.stdout.writelines(f"{text_line(where, issue)}\n" for where, issue in found)

@@ -68,6 +68,19 @@ def _cloud(env: str, cloud: str | None, answers: dict | None) -> list[Issue]:
     return []
 
 
+def jenkins_clouds(text: str, answers: dict[str, dict]) -> list[str]:
+    """One line per Jenkins cloud the Jenkinsfile names: its EKS cluster and the namespaces it starts
+    agent pods in. Read from the Jenkinsfile, so it includes every environment `copier copy` added."""
+    clouds: dict[str, list[str]] = {}
+    for env, entry in jenkins_entries(text).items():
+        clouds.setdefault(entry.cloud or "(none: Jenkins' first Kubernetes cloud)", []).append(
+            f"{entry.namespace} ({env})")
+    clusters = {jenkins_cloud(a["eks_cluster_name"]): str(a["eks_cluster_name"])
+                for a in answers.values() if a.get("eks_cluster_name")}
+    return [f"Jenkins cloud {cloud!r}: EKS cluster {clusters.get(cloud, '?')}, namespaces {', '.join(namespaces)}"
+            for cloud, namespaces in clouds.items()]
+
+
 def _agent_identity(text: str, env: str, objs: list[dict], namespace: str, jenkins_sa: str | None) -> list[Issue]:
     """The agent pod's ServiceAccount ships with the overlay (without a token), and the RoleBinding lets
     the Jenkins controller's identity (answer jenkins_service_account) manage the agent pods."""
