@@ -13,6 +13,8 @@ ModelInterpreter.call evaluates that closure, `Root root = (Root) closure.call()
   such as `target()`, a field): an unknown option, like a typo, fails as in Jenkins;
 - `parameters { choice(...) }` is evaluated and recorded; `steps`, `when`, `post`, `options` are not run;
 - `error(msg)` stops with msg (Jenkins' AbortException), `echo` is recorded;
+- `scmGit(...)` is its arguments; `checkout(...)` returns a GIT_COMMIT, or fails as git-client does
+  (an IOException with git's message) when the build is given `checkout_error`;
 - `currentBuild.getBuildCauses(className)` answers from the build's causes (Pipeline: Supporting APIs).
 
 A method the script calls that exists in neither the script nor this stand-in fails as in Jenkins
@@ -54,6 +56,13 @@ abstract class JenkinsScript extends Script {
         [getBuildCauses: { String cls -> build.causes.findAll { it == cls }.collect { [_class: it] } }] as Expando
     }
     void error(String message) { throw new BuildError(message) }
+    def scmGit(Map args) { [scmGit: args] }
+    def checkout(Object scm) {
+        if (build.checkoutError) {
+            throw new IOException(build.checkoutError)  // what git-client raises when git fails
+        }
+        return [GIT_COMMIT: '0123456789abcdef0123456789abcdef01234567', GIT_BRANCH: 'origin/main']
+    }
     void echo(String message) { echoes << message }
     void pipeline(Closure body) { walk(body, []) }
 
@@ -137,7 +146,7 @@ def results = new JsonSlurper().parse(new File(args[1])).collect { input ->
     def source = jenkinsfile
     input.probes.eachWithIndex { expr, i -> source += "\ndef __probe_${i}() {\n    return ${expr}\n}\n" }
     def script = shell.parse(source)
-    script.build = [params: input.params, env: input.env, causes: input.causes]
+    script.build = [params: input.params, env: input.env, causes: input.causes, checkoutError: input.checkoutError]
     def out = [agents: [], parameters: [], probes: [], error: null]
     try {
         script.run()
@@ -152,6 +161,8 @@ def results = new JsonSlurper().parse(new File(args[1])).collect { input ->
             out.probes << [value: value instanceof GString ? value.toString() : value]
         } catch (BuildError e) {
             out.probes << [error: e.message]
+        } catch (Exception e) {
+            out.probes << [exception: e.toString()]
         }
     }
     out.echoes = script.echoes
@@ -190,6 +201,7 @@ class Start:
     env: dict[str, Any] = field(default_factory=dict)
     causes: tuple[str, ...] = (BRANCH_EVENT_CAUSE,)
     probes: tuple[str, ...] = ()
+    checkout_error: str | None = None  # git's message, when the checkout fails
 
 
 def run_builds(jenkinsfile: Path, tmp_path: Path, starts: list[Start]) -> list[Build]:
@@ -201,7 +213,8 @@ def run_builds(jenkinsfile: Path, tmp_path: Path, starts: list[Start]) -> list[B
     driver = tmp_path / "declarative-driver.groovy"
     driver.write_text(DRIVER)
     data = tmp_path / "builds.json"
-    data.write_text(json.dumps([{"params": s.params, "env": s.env, "causes": list(s.causes), "probes": list(s.probes)}
+    data.write_text(json.dumps([{"params": s.params, "env": s.env, "causes": list(s.causes), "probes": list(s.probes),
+                                 "checkoutError": s.checkout_error}
                                 for s in starts]))
     proc = subprocess.run(["java", "-cp", os.pathsep.join(map(str, jars)), "groovy.ui.GroovyMain", str(driver),
                            str(jenkinsfile), str(data)], capture_output=True, text=True, timeout=300)

@@ -274,6 +274,40 @@ def test_which_branch_publishes_where(two_clusters, tmp_path) -> None:
         assert body.split("\n")[1].strip() == "when { environment name: 'PUBLISH', value: 'yes' }", stage
 
 
+HOST_KEY_FAILURE = ("Command \"git fetch --tags --force --progress -- git@github.com:example/dags.git "
+                    "+refs/heads/*:refs/remotes/origin/*\" returned status code 128:\nstderr: Host key verification "
+                    "failed.\nfatal: Could not read from remote repository.")
+
+
+def test_a_git_at_dag_repository_needs_jenkins_to_know_its_host_key(tmp_path, copy_project, demo_answers) -> None:
+    """git-client's default host key strategy reads ~/.ssh/known_hosts, which a fresh agent pod lacks:
+    a git@ checkout fails with "Host key verification failed". The README and the answer's help say
+    which setting fixes it, and the Jenkinsfile's failed checkout names it."""
+    ssh = copy_project(tmp_path / "ssh", {**demo_answers, "dags_repo_url": "git@github.com:example/dags.git",
+                                          "dags_repo_credentials_id": "github-dags"})
+    https = copy_project(tmp_path / "https", {**demo_answers, "dags_repo_url": "https://github.com/example/dags.git"})
+    setting = "Manage Jenkins > Security > Git Host Key Verification"
+    readme = " ".join((ssh / "README.md").read_text().split())
+    assert f"{setting} Configuration" in readme and '"Manually provided keys"' in readme
+    assert "`git@github.com:example/dags.git` is one" in readme
+    help_text = " ".join(yaml.safe_load((ROOT / "copier.yml").read_text())["dags_repo_url"]["help"].split())
+    assert f"{setting} Configuration" in help_text and "Manually provided keys" in help_text
+
+    (failed,) = run_jenkinsfile(ssh / "Jenkinsfile", tmp_path, checkout_error=HOST_KEY_FAILURE,
+                                probes=("checkoutDags()",)).probes
+    assert failed["error"].startswith("checkout of git@github.com:example/dags.git failed (java.io.IOException: "
+                                      "Command \"git fetch"), failed
+    assert failed["error"].endswith("give Jenkins the server's host keys in Manage Jenkins > Security > Git Host "
+                                    "Key Verification Configuration ('Manually provided keys'); README.md, "
+                                    "'Publishing DAGs'"), failed
+    (ok,) = run_jenkinsfile(ssh / "Jenkinsfile", tmp_path, probes=("checkoutDags().GIT_COMMIT",)).probes
+    assert ok == {"value": "0123456789abcdef0123456789abcdef01234567"}
+    # Over https there is no host key: git's own error is the build's.
+    (plain,) = run_jenkinsfile(https / "Jenkinsfile", tmp_path, checkout_error="Authentication failed",
+                               probes=("checkoutDags()",)).probes
+    assert plain == {"exception": "java.io.IOException: Authentication failed"}
+
+
 def test_the_declarative_stand_in_refuses_what_jenkins_refuses(tmp_path, copy_project, demo_answers) -> None:
     """An option KubernetesDeclarativeAgent does not have fails the build, as in Jenkins."""
     repo = copy_project(tmp_path / "repo", demo_answers)
