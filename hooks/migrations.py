@@ -6,6 +6,7 @@ for versions in (old, new]); each entry calls one of these commands in the proje
     migrations.py rename-answer ANSWERS_FILE OLD NEW   (stage "before": Copier reloads answers)
     migrations.py rename-key GLOB OLD.DOTTED.PATH NEW.DOTTED.PATH   (user YAML, e.g. values files)
     migrations.py move-cluster-dir ENV CLUSTER_SLUG ENGINE   (v0.2.0, stage "after")
+    migrations.py jenkins-clouds STAGE ANSWERS_FILE   (v0.2.0, stages "before" and "after")
 
 Edits are ruamel.yaml round-trips: comments, key order and quoting survive. Every command is
 idempotent (nothing to rename means nothing written), because an interrupted update is re-run.
@@ -13,13 +14,18 @@ idempotent (nothing to rename means nothing written), because an interrupted upd
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "template" / "scripts"))
+from airflow_gitops import facts  # the Jenkinsfile's entry format and the cloud name
 
 
 def _yaml() -> YAML:
@@ -118,8 +124,100 @@ def move_cluster_dir(env: str, slug: str, engine: str) -> list[str]:
     return done
 
 
+JENKINSFILE = Path("Jenkinsfile")
+CLOUD_LINE = re.compile(r"^(\s*'(?:[^'\\]|\\.)*'\s*:\s*\[)(namespace:)")  # an entry without a cloud
+
+
+def _stash() -> Path:
+    """Where the before stage keeps the registered lines for the after stage: inside .git, never in the
+    worktree (the update diffs the worktree)."""
+    out = subprocess.run(["git", "rev-parse", "--git-path", "airflow-gitops-jenkins-entries.json"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return Path(out)
+
+
+def _answers(path: Path) -> dict[str, Any]:
+    data = YAML(typ="safe").load(path.read_text()) if path.is_file() else None
+    return data if isinstance(data, dict) else {}
+
+
+def _clusters() -> dict[str, str]:
+    """environment -> eks_cluster_name, from every answers file in the project."""
+    found = {}
+    for path in sorted(Path.cwd().glob(".copier-answers*.yml")):
+        data = _answers(path)
+        if data.get("environment") and data.get("eks_cluster_name"):
+            found[str(data["environment"])] = str(data["eks_cluster_name"])
+    return found
+
+
+def jenkins_clouds(stage: str, answers_file: str) -> list[str]:
+    """v0.2.0: each ENVIRONMENTS entry of the Jenkinsfile names its cluster's Jenkins cloud.
+
+    The primary's own line is the template's, and changes with it; the lines `copier copy` added for
+    further environments are yours, right below it. Git merges two changes that touch neighbouring
+    lines as a conflict, so before the update (primary, old format only) those lines are set aside
+    (out of the worktree and the index Copier diffs); after it they come back below the template's
+    new comment line. After every update, an entry without a cloud gets its environment's, from that
+    environment's answers file (eks_cluster_name); an entry without answers is named for you to fix.
+    The answers file is the one being updated (Copier has not loaded its answers in the before stage)."""
+    answers = _answers(Path(answers_file))
+    env, repo_role = str(answers.get("environment", "")), answers.get("repo_role", "primary")
+    if not JENKINSFILE.is_file():
+        return []
+    text = JENKINSFILE.read_text()
+    block = facts.JENKINS_ENVIRONMENTS.search(text)
+    if not block:
+        return [f"no ENVIRONMENTS map in {JENKINSFILE}: give each environment its cloud by hand (README.md)"]
+    lines = block.group(2).splitlines(keepends=True)
+    entries = [(i, next(iter(facts.jenkins_entries(line).items()), None)) for i, line in enumerate(lines)]
+    done: list[str] = []
+    if stage == "before":
+        if repo_role != "primary":
+            return []  # a further environment's update renders no Jenkinsfile
+        own = [e for _, e in entries if e and e[0] == env]
+        if not own or own[0][1].cloud is not None or _stash().exists():
+            return []  # not a pre-v0.2.0 primary Jenkinsfile, or set aside already (a re-run)
+        others = {i for i, e in entries if e and e[0] != env}
+        if not others:
+            return []
+        _stash().write_text(json.dumps([lines[i] for i in sorted(others)]))
+        kept = "".join(line for i, line in enumerate(lines) if i not in others)
+        JENKINSFILE.write_text(text[:block.start(2)] + kept + text[block.end(2):])
+        subprocess.run(["git", "add", "--", str(JENKINSFILE)], check=True)
+        return [f"{JENKINSFILE}: set aside the entries of {len(others)} further environment(s) for the update"]
+    stash = _stash()
+    present = {e[0] for _, e in entries if e}
+    if stash.exists():
+        back = [line for line in json.loads(stash.read_text())
+                if not set(facts.jenkins_entries(line)) & present]
+        lines += back
+        stash.unlink()
+        if back:
+            done.append(f"{JENKINSFILE}: {len(back)} further environment(s) back in ENVIRONMENTS")
+    clusters = _clusters()
+    for i, line in enumerate(lines):
+        entry = next(iter(facts.jenkins_entries(line).items()), None)
+        if not entry or entry[1].cloud is not None:
+            continue
+        name = entry[0]
+        if name not in clusters:
+            done.append(f"{JENKINSFILE}: {name!r} has no answers file: add cloud: '<its cluster's Jenkins cloud>' "
+                        "to its ENVIRONMENTS entry by hand")
+            continue
+        cloud = facts.jenkins_cloud(clusters[name])
+        lines[i] = CLOUD_LINE.sub(lambda m, c=cloud: f"{m.group(1)}cloud: {facts.groovy_str(c)}, {m.group(2)}", line)
+        done.append(f"{JENKINSFILE}: {name!r} publishes through the Jenkins cloud {cloud!r} "
+                    f"(eks_cluster_name {clusters[name]})")
+    new_text = text[:block.start(2)] + "".join(lines) + text[block.end(2):]
+    if new_text != text:
+        JENKINSFILE.write_text(new_text)
+    return done
+
+
 COMMANDS: dict[str, Callable[..., list[str]]] = {"rename-answer": rename_answer, "rename-key": rename_key_glob,
-                                                 "move-cluster-dir": move_cluster_dir}
+                                                 "move-cluster-dir": move_cluster_dir,
+                                                 "jenkins-clouds": jenkins_clouds}
 
 
 def main(argv: list[str]) -> int:

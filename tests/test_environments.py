@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from airflow_gitops.facts import DAG_CLAIM
+from airflow_gitops.facts import DAG_CLAIM, jenkins_entries
 from conftest import ROOT, commit_all, run_validate, staging_answers
 
 PER_ENV = {"environment": "staging", "aws_region": "eu-central-1", "aws_account_id": "210987654321",
@@ -43,7 +44,8 @@ def test_second_environment_owns_only_its_directories(tmp_path, copy_project, de
     for key in ("project_name", "executor", "chart_version", "airflow_image_tag", "extra_pip_packages"):
         assert env[key] == main[key], key
     assert env["namespace"] == "pipelines-staging"
-    assert f"'staging': [namespace: 'pipelines-staging', claim: '{DAG_CLAIM}'" in (repo / "Jenkinsfile").read_text()
+    staging = jenkins_entries((repo / "Jenkinsfile").read_text())["staging"]
+    assert (staging.cloud, staging.namespace, staging.claim) == ("staging-cluster", "pipelines-staging", DAG_CLAIM)
     result = run_validate(repo)
     assert result.returncode == 0, result.stdout
 
@@ -51,14 +53,20 @@ def test_second_environment_owns_only_its_directories(tmp_path, copy_project, de
 def test_environment_registration_is_idempotent(tmp_path, copy_project, demo_answers) -> None:
     repo = copy_project(tmp_path / "repo", demo_answers)
     before = (repo / "Jenkinsfile").read_text()
-    task = [sys.executable, str(ROOT / "hooks/register_environment.py"),
-            '{"environment": "dev", "namespace": "airflow-dev", "production_like": false}']
+    dev = {"environment": "dev", "namespace": "airflow-dev", "production_like": False,
+           "eks_cluster_name": demo_answers["eks_cluster_name"]}
+    task = [sys.executable, str(ROOT / "hooks/register_environment.py"), json.dumps(dev)]
     out = subprocess.run(task, cwd=repo, capture_output=True, text=True, check=True).stdout
     assert out == "" and (repo / "Jenkinsfile").read_text() == before  # already there: nothing to say
-    task[-1] = '{"environment": "dev", "namespace": "airflow-dev", "production_like": true}'
+    task[-1] = json.dumps({**dev, "production_like": True})
     subprocess.run(task, cwd=repo, check=True, capture_output=True)
     after = (repo / "Jenkinsfile").read_text()
-    assert after.count("'dev':") == 1 and "productionLike: true" in after
+    assert after.count("'dev':") == 1 and jenkins_entries(after)["dev"].production_like
+    # a line from before the cloud existed is brought up to date, not doubled
+    (repo / "Jenkinsfile").write_text(after.replace("[cloud: 'demo-cluster', ", "["))
+    assert jenkins_entries((repo / "Jenkinsfile").read_text())["dev"].cloud is None
+    subprocess.run(task, cwd=repo, check=True, capture_output=True)
+    assert (repo / "Jenkinsfile").read_text() == after
 
 
 def test_every_repo_wide_path_is_excluded_for_environments(tmp_path, copy_project, demo_answers) -> None:
@@ -160,3 +168,26 @@ def test_the_same_namespace_on_two_clusters_is_fine_for_copy_and_validate(tmp_pa
     result = run_validate(repo)
     assert result.returncode != 0 and f"namespace {demo_answers['namespace']!r} is also environment 'dev'" \
         in result.stdout and "cluster 'demo-cluster'" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("[cloud: 'staging-cluster', ", "[cloud: 'demo-cluster', ",
+     "staging: cloud 'demo-cluster' != 'staging-cluster', the Jenkins cloud of its cluster staging-cluster "
+     "(eks_cluster_name in .copier-answers.staging.yml)"),
+    ("[cloud: 'staging-cluster', ", "[",
+     "staging: its ENVIRONMENTS entry names no cloud, so the agent pod would start on Jenkins' first Kubernetes "
+     "cloud: add cloud: 'staging-cluster', before namespace: (eks_cluster_name staging-cluster in "
+     ".copier-answers.staging.yml; or run make update)"),
+])
+def test_validate_checks_each_entrys_cloud_against_its_answers(tmp_path, copy_project, demo_answers, old, new,
+                                                                message) -> None:
+    """An environment on a second cluster publishes through that cluster's Jenkins cloud, or not at all."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    copy_project(repo, PER_ENV, answers_file=".copier-answers.staging.yml")
+    jenkinsfile = repo / "Jenkinsfile"
+    text = jenkinsfile.read_text()
+    assert old in text
+    jenkinsfile.write_text(text.replace(old, new))
+    result = run_validate(repo)
+    assert result.returncode != 0
+    assert f"ERROR Jenkinsfile: Jenkinsfile: {message}" in result.stdout, result.stdout

@@ -13,8 +13,19 @@ import kubernetes_validate
 import pytest
 import yaml
 from airflow_gitops import podsecurity
-from airflow_gitops.facts import DAG_CLAIM, POD_SECURITY_LEVEL
-from conftest import ROOT, groovy_lint, kustomize_build, merged_values, run_validate, staging_answers
+from airflow_gitops.facts import DAG_CLAIM, POD_SECURITY_LEVEL, jenkins_cloud, jenkins_entries
+from conftest import ROOT, commit_all, groovy_lint, kustomize_build, merged_values, run_validate, staging_answers
+from declarative import (
+    BRANCH_EVENT_CAUSE,
+    USER_CAUSE,
+    Start,
+    agent_pod,
+    fields,
+    run_builds,
+    run_jenkinsfile,
+    sh_commands,
+    steps_in_blocks,
+)
 
 VARIANTS = {
     "in-repo": {},
@@ -30,95 +41,6 @@ VARIANTS = {
 def generated(request, tmp_path_factory, copy_project, demo_answers) -> tuple[Path, dict]:
     answers = {**demo_answers, **VARIANTS[request.param]}
     return copy_project(tmp_path_factory.mktemp(request.param) / "repo", answers), answers
-
-
-def fields(jenkinsfile: str) -> dict[str, str]:
-    """The Jenkinsfile's scalar `@Field` constants (strings and numbers), as Groovy sees them."""
-    found = re.findall(r"^@Field final (?:String|long|int) (\w+) = (?:'([^']*)'|(\d+))$", jenkinsfile, re.M)
-    return {name: text or number for name, text, number in found}
-
-
-def agent_pod(jenkinsfile: str, claim: str) -> dict:
-    """The agent pod as Jenkins renders it: the GString with this build's values filled in."""
-    template = re.search(r'String agentPod\(Map env\) \{\s*return """\\\n(.*?)"""', jenkinsfile, re.S).group(1)
-    values = {**fields(jenkinsfile), "env.claim": claim}
-    rendered = re.sub(r"\$\{([\w.]+)\}", lambda m: values[m.group(1)], template)
-    return yaml.safe_load(rendered)
-
-
-# ------------------------------------------------------------------ the pipeline's block structure
-def mask(groovy: str) -> str:
-    """`groovy` with the insides of strings and comments blanked (same length, delimiters kept), so
-    that braces, quotes and keywords found in the result are code."""
-    out, i, n = list(groovy), 0, len(groovy)
-
-    def blank(start: int, stop: int) -> None:
-        for k in range(start, stop):
-            if out[k] != "\n":
-                out[k] = " "
-
-    while i < n:
-        for quote in ('"""', "'''", '"', "'"):
-            if groovy.startswith(quote, i):
-                j = i + len(quote)
-                while not groovy.startswith(quote, j):
-                    j += 2 if groovy[j] == "\\" else 1
-                blank(i + len(quote), j)
-                i = j + len(quote)
-                break
-        else:
-            if groovy.startswith("//", i):
-                j = groovy.find("\n", i)
-                blank(i, j)
-                i = j
-            elif groovy.startswith("/*", i):
-                j = groovy.index("*/", i) + 2
-                blank(i, j)
-                i = j
-            else:
-                i += 1
-    return "".join(out)
-
-
-def steps_in_blocks(groovy: str, step: str) -> list[tuple[int, list[str]]]:
-    """Each call of `step` (checkout, sh, ...) in code, with the heads of the blocks that enclose it,
-    outermost first: e.g. `stage('Checkout')`, `steps`, `container('jnlp')`, `script`."""
-    code = mask(groovy)
-    call = re.compile(rf"\b{step}\b\s*[(\"']")
-    calls = {m.start() for m in call.finditer(code)}
-    stack: list[str] = []
-    found = []
-    head_start = 0
-    for i, ch in enumerate(code):
-        if i in calls:
-            found.append((i, list(stack)))
-        if ch == "{":
-            stack.append(" ".join(groovy[head_start:i].split()))
-        elif ch == "}":
-            stack.pop()
-        if ch in "{};\n":
-            head_start = i + 1
-    assert not stack, "unbalanced braces"
-    return found
-
-
-def sh_commands(groovy: str) -> list[tuple[list[str], str]]:
-    """Each `sh` step's command as the shell receives it (GString escapes undone, @Field values
-    interpolated), with its enclosing blocks."""
-    values = fields(groovy)
-    commands = []
-    literal = re.compile(r'\s*"((?:[^"\\]|\\.)*)"(\s*\+\s*\n?)?')
-    for pos, heads in steps_in_blocks(groovy, "sh"):
-        rest, parts = groovy[pos + 2:], []
-        while (m := literal.match(rest)):
-            parts.append(m.group(1))
-            rest = rest[m.end():]
-            if not m.group(2):
-                break
-        gstring = "".join(parts)
-        gstring = re.sub(r"(?<!\\)\$\{(\w+)\}", lambda m: values[m.group(1)], gstring)
-        commands.append((heads, re.sub(r"\\(.)", r"\1", gstring)))
-    return commands
 
 
 def test_jenkinsfile_lints(generated) -> None:
@@ -161,8 +83,9 @@ def test_values_match_the_overlay(generated) -> None:
     repo, answers = generated
     env = answers["environment"]
     text = (repo / "Jenkinsfile").read_text()
-    entry = re.search(rf"'{env}': \[namespace: '([^']+)', claim: '([^']+)'", text)
-    namespace, claim = entry.groups()
+    entry = jenkins_entries(text)[env]
+    namespace, claim = entry.namespace, entry.claim
+    assert entry.cloud == jenkins_cloud(answers["eks_cluster_name"])
     built = kustomize_build(repo / "deploy/overlays" / env)
     assert namespace == answers["namespace"]
     assert any(o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == claim
@@ -217,8 +140,13 @@ def test_git_runs_in_jnlp_and_the_dag_steps_in_airflow(generated) -> None:
     checkouts = steps_in_blocks(text, "checkout")
     assert len(checkouts) == (2 if answers.get("dags_repo_url") else 1)
     for _, heads in checkouts:
-        assert "stage('Checkout')" in heads and "container('jnlp')" in heads, heads
-        assert "container('airflow')" not in heads, heads
+        method = re.fullmatch(r"\w+ (\w+)\(\)", heads[0]) if heads else None
+        if method:  # a checkout inside a script method: where that method is called
+            calls = [h for _, h in steps_in_blocks(text, method.group(1)) if h]
+            assert calls, f"{method.group(1)}() is never called"
+        for outer in calls if method else [heads]:
+            assert "stage('Checkout')" in outer and "container('jnlp')" in outer, outer
+            assert "container('airflow')" not in outer, outer
     commands = sh_commands(text)
     assert [cmd.split()[:3] for _, cmd in commands] == [["python", "scripts/sync_dags.py", verb]
                                                        for verb in ("check", "publish", "status")]
@@ -270,6 +198,136 @@ def test_the_checkout_revision_reaches_publish(generated, tmp_path) -> None:
     status = subprocess.run([sys.executable, "scripts/sync_dags.py", "status", "--root", str(root), "--json"],
                             cwd=repo, capture_output=True, text=True, check=True)
     assert json.loads(status.stdout)["live"]["revision"] == env["DAGS_REVISION"], status.stdout
+
+
+# ------------------------------------------------------------------ where a build runs, and what it may publish
+@pytest.fixture(scope="module")
+def two_clusters(tmp_path_factory, copy_project, demo_answers) -> tuple[Path, dict[str, dict]]:
+    """dev on demo-cluster (the primary), prod (production-like) added on a second EKS cluster."""
+    repo = copy_project(tmp_path_factory.mktemp("two-clusters") / "repo", demo_answers)
+    prod = {**staging_answers(demo_answers), "environment": "prod", "namespace": "airflow-prod",
+            "s3_log_prefix": "airflow/prod", "irsa_role_arn": "arn:aws:iam::123456789012:role/airflow-prod",
+            "web_hostname": "airflow-prod.example.com", "eks_cluster_name": "Prod_Cluster"}
+    copy_project(repo, prod, answers_file=".copier-answers.prod.yml")
+    return repo, {"dev": demo_answers, "prod": prod}
+
+
+def test_each_environment_publishes_through_its_clusters_cloud(two_clusters, tmp_path) -> None:
+    """Without `cloud` the Kubernetes plugin starts the agent pod on Jenkins' first Kubernetes cloud,
+    in a namespace that does not exist on that cluster. The agent directive, evaluated as Declarative
+    does when the build starts, names the chosen environment's cloud: its EKS cluster's."""
+    repo, answers = two_clusters
+    jenkinsfile = repo / "Jenkinsfile"
+    first, *chosen, unknown = run_builds(jenkinsfile, tmp_path, [
+        Start(),  # a new job: no parameters yet
+        *(Start(params={"ENVIRONMENT": env}) for env in answers),
+        Start(params={"ENVIRONMENT": "gone"})])
+    assert first.parameters == [{"type": "choice", "name": "ENVIRONMENT", "choices": ["dev", "prod"]}]
+    assert first.agent("Publish DAGs")["cloud"] == "demo-cluster", "the default is the first environment"
+    for (env, given), build in zip(answers.items(), chosen, strict=True):
+        agent = build.agent("Publish DAGs")
+        assert agent["cloud"] == jenkins_cloud(given["eks_cluster_name"]), env
+        assert agent["namespace"] == given["namespace"], env
+        # Groovy's rendering of the pod is what the tests above read with agent_pod()
+        assert yaml.safe_load(agent["yaml"]) == agent_pod(jenkinsfile.read_text(), DAG_CLAIM)
+    assert jenkins_cloud("Prod_Cluster") == "prod-cluster" and (repo / "clusters/prod-cluster").is_dir()
+    assert unknown.error == "ENVIRONMENT 'gone' is not in this Jenkinsfile's ENVIRONMENTS: [dev, prod]"
+    result = run_validate(repo)
+    assert result.returncode == 0, result.stdout
+    # The README cannot list the clouds (only the primary renders it): the repository's tool does.
+    listed = subprocess.run([sys.executable, "scripts/validate.py", "--jenkins-clouds"], cwd=repo,
+                            capture_output=True, text=True, check=True).stdout
+    assert listed == ("Jenkins cloud 'demo-cluster': EKS cluster demo-cluster, namespaces airflow-dev (dev)\n"
+                      "Jenkins cloud 'prod-cluster': EKS cluster Prod_Cluster, namespaces airflow-prod (prod)\n")
+
+
+PUBLISHES = {  # (BRANCH_NAME, how the build started, its parameters) -> what the branch guard decides
+    ("main", BRANCH_EVENT_CAUSE, "dev"): "publish",  # a push to main: the default environment
+    ("main", USER_CAUSE, "prod"): "publish",
+    ("feature/x", BRANCH_EVENT_CAUSE, None): "check only",  # a new branch's first build
+    ("feature/x", BRANCH_EVENT_CAUSE, "dev"): "check only",  # its later pushes
+    ("feature/x", BRANCH_EVENT_CAUSE, "prod"): "check only",
+    ("feature/x", USER_CAUSE, "dev"): "publish",  # chosen by hand
+    ("feature/x", USER_CAUSE, "prod"): "refused",
+}
+
+
+def test_which_branch_publishes_where(two_clusters, tmp_path) -> None:
+    """main publishes to the environment chosen (a push: the first). A multibranch job also builds every
+    other branch, each with the default ENVIRONMENT: those builds check their DAGs and publish nothing,
+    unless someone starts one by hand and picks an environment that is not production-like."""
+    repo, _ = two_clusters
+    builds = run_builds(repo / "Jenkinsfile", tmp_path, [
+        Start(params={"ENVIRONMENT": env} if env else {}, env={"BRANCH_NAME": branch}, causes=(cause,),
+              probes=("publishRefusal()",)) for branch, cause, env in PUBLISHES])
+    for (branch, cause, env), build in zip(PUBLISHES, builds, strict=True):
+        (probe,) = build.probes
+        expected = {"publish": {"value": None},
+                    "check only": {"value": f"branch '{branch}' publishes only when started by hand with an "
+                                            "ENVIRONMENT chosen: DAGs checked, nothing published"},
+                    "refused": {"error": f"prod is production-like: publish from main only (this build: "
+                                         f"'{branch}')"}}[PUBLISHES[branch, cause, env]]
+        assert probe == expected, (branch, cause, env)
+    text = (repo / "Jenkinsfile").read_text()
+    for stage in ("Publish", "Verify"):  # what the guard's env.PUBLISH decides
+        body = text[text.index(f"stage('{stage}')"):]
+        assert body.split("\n")[1].strip() == "when { environment name: 'PUBLISH', value: 'yes' }", stage
+
+
+HOST_KEY_FAILURE = ("Command \"git fetch --tags --force --progress -- git@github.com:example/dags.git "
+                    "+refs/heads/*:refs/remotes/origin/*\" returned status code 128:\nstderr: Host key verification "
+                    "failed.\nfatal: Could not read from remote repository.")
+
+
+def test_a_git_at_dag_repository_needs_jenkins_to_know_its_host_key(tmp_path, copy_project, demo_answers) -> None:
+    """git-client's default host key strategy reads ~/.ssh/known_hosts, which a fresh agent pod lacks:
+    a git@ checkout fails with "Host key verification failed". The README and the answer's help say
+    which setting fixes it, and the Jenkinsfile's failed checkout names it."""
+    ssh = copy_project(tmp_path / "ssh", {**demo_answers, "dags_repo_url": "git@github.com:example/dags.git",
+                                          "dags_repo_credentials_id": "github-dags"})
+    https = copy_project(tmp_path / "https", {**demo_answers, "dags_repo_url": "https://github.com/example/dags.git"})
+    setting = "Manage Jenkins > Security > Git Host Key Verification"
+    readme = " ".join((ssh / "README.md").read_text().split())
+    assert f"{setting} Configuration" in readme and '"Manually provided keys"' in readme
+    assert "`git@github.com:example/dags.git` is one" in readme
+    help_text = " ".join(yaml.safe_load((ROOT / "copier.yml").read_text())["dags_repo_url"]["help"].split())
+    assert f"{setting} Configuration" in help_text and "Manually provided keys" in help_text
+
+    (failed,) = run_jenkinsfile(ssh / "Jenkinsfile", tmp_path, checkout_error=HOST_KEY_FAILURE,
+                                probes=("checkoutDags()",)).probes
+    assert failed["error"].startswith("checkout of git@github.com:example/dags.git failed (java.io.IOException: "
+                                      "Command \"git fetch"), failed
+    assert failed["error"].endswith("give Jenkins the server's host keys in Manage Jenkins > Security > Git Host "
+                                    "Key Verification Configuration ('Manually provided keys'); README.md, "
+                                    "'Publishing DAGs'"), failed
+    (ok,) = run_jenkinsfile(ssh / "Jenkinsfile", tmp_path, probes=("checkoutDags().GIT_COMMIT",)).probes
+    assert ok == {"value": "0123456789abcdef0123456789abcdef01234567"}
+    # Over https there is no host key: git's own error is the build's.
+    (plain,) = run_jenkinsfile(https / "Jenkinsfile", tmp_path, checkout_error="Authentication failed",
+                               probes=("checkoutDags()",)).probes
+    assert plain == {"exception": "java.io.IOException: Authentication failed"}
+
+
+def test_the_declarative_stand_in_refuses_what_jenkins_refuses(tmp_path, copy_project, demo_answers) -> None:
+    """An option KubernetesDeclarativeAgent does not have fails the build, as in Jenkins."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    broken = tmp_path / "Jenkinsfile"
+    broken.write_text((repo / "Jenkinsfile").read_text().replace("cloud target().cloud", "clod target().cloud"))
+    with pytest.raises(AssertionError, match=r"No signature of method.*clod"):
+        run_jenkinsfile(broken, tmp_path)
+
+
+def test_an_added_environment_keeps_the_template_line_mergeable(tmp_path, copy_project, demo_answers) -> None:
+    """`copier copy` adds a further environment's line below the comment that follows the primary's
+    own, so a template change to the primary's line and that addition never touch neighbouring lines
+    (git's merge would call that a conflict at the next `make update`)."""
+    repo = copy_project(tmp_path / "repo", demo_answers)
+    commit_all(repo, "dev")
+    copy_project(repo, staging_answers(demo_answers), answers_file=".copier-answers.staging.yml")
+    block = re.search(r"ENVIRONMENTS = \[\n(.*?)^\]", (repo / "Jenkinsfile").read_text(), re.S | re.M).group(1)
+    lines = block.splitlines()
+    assert list(jenkins_entries(lines[0])) == ["dev"] and lines[1].lstrip().startswith("//")
+    assert list(jenkins_entries(lines[2])) == ["staging"] and len(lines) == 3
 
 
 # ------------------------------------------------------------------ the agents' RBAC, shipped by GitOps

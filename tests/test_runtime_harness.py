@@ -3,6 +3,7 @@ the user, working directory and argv from the image's facts, and the containers 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from airflow_gitops.facts import AIRFLOW_UID, NOBODY_UID
+from airflow_gitops.facts import AIRFLOW_UID, DAG_CLAIM, NOBODY_UID
 from conftest import shared_path, skip_or_fail
 from runtime import pgbouncer
 from runtime.deployment import make_workdir, remove_workdir
@@ -144,6 +145,47 @@ def test_a_container_whose_interpreter_lives_under_tmp_runs() -> None:
         assert proc.stdout.split() == [str(venv), str(AIRFLOW_UID), "/opt/airflow"]
     finally:
         shutil.rmtree(checkout, ignore_errors=True)
+        remove_workdir(workdir)
+
+
+# ---------------------------------------------------------------- the DAG publisher, as the Jenkinsfile runs it
+def test_the_dag_publisher_runs_as_the_jenkinsfile_says_through_the_access_point(copy_project, demo_answers) -> None:
+    """The Jenkinsfile's agent pod runs its `airflow` container as uid 1000 (the jnlp image's user: they
+    share the workspace), gid 0, HOME=/home/airflow. EFS with the access point (PosixUser 50000:0)
+    ignores that uid: what it writes is 50000:0, as Airflow's pods expect. Without the access point the
+    same container cannot even write the volume's root (50000:0, 0755), as on EFS."""
+    reason = unavailable()
+    if reason:
+        skip_or_fail(reason)
+    from runtime.deployment import AGENT_WORKSPACE, Deployment
+
+    workdir = make_workdir("dag-publisher")
+    try:
+        repo = copy_project(workdir / "repo", demo_answers)
+        dep = Deployment(repo, "dev", workdir, Path(sys.executable), None, tool_env={})
+        (workdir / "ca.pem").write_text("")
+        probe = ("import os; open('/opt/efs/dags/probe', 'w').write('x'); "
+                 "print(os.getuid(), os.getgid(), os.environ['HOME'], os.getcwd())")
+        try:
+            for access_points in ({DAG_CLAIM: (AIRFLOW_UID, 0)}, {}):
+                (dep.efs / "dags").mkdir(exist_ok=True)
+                os.chown(dep.efs / "dags", AIRFLOW_UID, 0)
+                dep.cluster = Cluster(Objects(), {DAG_CLAIM: dep.efs}, [], demo_answers["namespace"],
+                                      workdir / "ca.pem", stand_ins(Path(sys.executable)), workdir,
+                                      access_points=access_points)
+                publisher = dep.dag_publisher()
+                proc = execute(dep.sandbox, dep.cluster, publisher, ["python", "-c", probe], timeout=60)
+                if access_points:
+                    assert proc.returncode == 0, proc.stderr
+                    assert proc.stdout.split() == ["1000", "0", "/home/airflow", AGENT_WORKSPACE]
+                    written = (dep.efs / "dags/probe").stat()
+                    assert (written.st_uid, written.st_gid) == (AIRFLOW_UID, 0), "the access point's identity"
+                    (dep.efs / "dags/probe").unlink()
+                else:
+                    assert proc.returncode != 0 and "Permission denied: '/opt/efs/dags/probe'" in proc.stderr
+        finally:
+            dep.sandbox.close()
+    finally:
         remove_workdir(workdir)
 
 

@@ -290,3 +290,32 @@ def test_update_from_the_previous_release_moves_the_flux_bootstrap(tmp_path: Pat
 
     assert names(repo / "clusters/dev") == {"flux-system", "infrastructure", "airflow-dev-secrets", "airflow-dev"}
     assert sorted(p.name for p in (repo / "clusters/dev").iterdir()) == ["kustomization.yaml"]
+
+
+def test_update_from_the_previous_release_gives_each_jenkins_entry_its_cloud(tmp_path: Path, released: Path,
+                                                                            demo_answers) -> None:
+    """A v0.1.0 Jenkinsfile names no cloud, so the agent pod of an environment on a second cluster
+    started on Jenkins' first Kubernetes cloud, in a namespace that does not exist there. The update
+    gives every entry its own cluster's cloud (from each answers file), the line `copier copy` added
+    for the second environment survives without a conflict, and the default environment stays first."""
+    import copier
+    from airflow_gitops.facts import jenkins_entries
+
+    repo = tmp_path / "project"
+    copier.run_copy(str(released), repo, data={**demo_answers, "web_hostname": ""}, defaults=True, unsafe=True,
+                    quiet=True, vcs_ref="v0.1.0")
+    staging = {**staging_answers(demo_answers), "web_hostname": "", "eks_cluster_name": "Staging_Cluster"}
+    copier.run_copy(str(released), repo, data=staging, defaults=True, unsafe=True, quiet=True, vcs_ref="v0.1.0",
+                    answers_file=".copier-answers.staging.yml")
+    commit_all(repo, "two environments on two clusters at v0.1.0")
+    old = jenkins_entries((repo / "Jenkinsfile").read_text())
+    assert list(old) == ["dev", "staging"] and {e.cloud for e in old.values()} == {None}
+
+    result = make_update(repo, "VERSION=v0.2.0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert leftovers(repo) == []
+    entries = jenkins_entries((repo / "Jenkinsfile").read_text())
+    assert list(entries) == ["dev", "staging"], "the default environment stays first"
+    assert {env: e.cloud for env, e in entries.items()} == {"dev": "demo-cluster", "staging": "staging-cluster"}
+    assert {env: e.namespace for env, e in entries.items()} == {"dev": "airflow-dev", "staging": "airflow-staging"}
+    assert "validate:" in result.stdout and " 0 errors" in result.stdout, result.stdout

@@ -3,7 +3,7 @@
     with Deployment(repo, "dev", workdir, airflow_python, controller_key) as dep:
         dep.render(chart)             # the repository's own `make render`
         dep.start_services()          # RDS, ElastiCache stand-ins
-        dep.publish_dags()            # scripts/sync_dags.py publish onto the DAG volume
+        dep.publish_dags()            # the Jenkinsfile's DAG steps in its agent pod, onto the DAG volume
         dep.start("airflow-pgbouncer") ...
 
 The SealedSecrets are decrypted with the throwaway controller key the test sealed them for,
@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import yaml
 from airflow_gitops import images
-from airflow_gitops.facts import DAG_CLAIM
+from airflow_gitops.facts import AIRFLOW_GID, AIRFLOW_UID, DAG_CLAIM
 
 from . import pgbouncer
 from .install import PGBOUNCER
@@ -39,7 +39,6 @@ from .pods import (
     Container,
     Image,
     Pod,
-    airflow_image,
     build_pod,
     execute,
     stand_ins,
@@ -67,6 +66,8 @@ def timed(method: Callable[..., T]) -> Callable[..., T]:
 STATEFUL_POD = "{name}-0"
 DEPLOYMENT_POD = "{name}-5d8f7c9b6-x2k4q"  # replica-set hash + pod suffix, as a Deployment names its pods
 JOB_POD = "{name}-7kq2d"  # a Job's pod: the Job's name + a random suffix
+# Where the Kubernetes plugin's `sh` runs: its workspace volume (/home/jenkins/agent) holds the checkout.
+AGENT_WORKSPACE = "/home/jenkins/agent/workspace/publish-dags"
 T = TypeVar("T")
 RELEASE_TIMEOUT = float(os.environ.get("AIRFLOW_RUNTIME_TIMEOUT", "240"))
 
@@ -109,7 +110,7 @@ class Deployment:
         self.boots: dict[str, Boot] = {}
         self.efs = workdir / "efs"
         self.efs.mkdir()
-        os.chown(self.efs, 50000, 0)  # an EFS access point with PosixUser 50000:0 (README)
+        os.chown(self.efs, AIRFLOW_UID, AIRFLOW_GID)  # the access point's root directory, created as 50000:0
 
     def __enter__(self) -> Deployment:
         return self
@@ -161,7 +162,8 @@ class Deployment:
             self.start_kube_api()
         self.cluster = Cluster(self.objects, {DAG_CLAIM: self.efs}, self.endpoint_names(),
                                self.rendered.release["namespace"], self.ca.bundle,
-                               {**stand_ins(self.airflow_python), **self.pgbouncer_images()}, self.workdir)
+                               {**stand_ins(self.airflow_python), **self.pgbouncer_images()}, self.workdir,
+                               access_points={DAG_CLAIM: (AIRFLOW_UID, AIRFLOW_GID)})
 
     def pgbouncer_images(self) -> dict[str, Image]:
         """The image of every rendered `pgbouncer` container, with the harness's build standing in
@@ -222,19 +224,44 @@ class Deployment:
 
     # ------------------------------------------------------------ DAGs (what the Jenkins job does)
     @timed
-    def publish_dags(self, source: str = "dags") -> subprocess.CompletedProcess[str]:
-        """The Jenkinsfile's publish step in its agent pod: the Airflow image as uid 50000, the DAG
-        claim read-write at /opt/efs, the checkout as the workspace."""
-        workspace = "/home/jenkins/agent/workspace/publish-dags"
-        agent = Container("airflow-dag-publisher", "airflow",
-                          ["python", "scripts/sync_dags.py", "publish", "--source", source,
-                           "--root", "/opt/efs/dags", "--revision", "harness", "--stats"],
-                          {"HOME": workspace}, [Mount("/opt/efs", self.efs, False), Mount(workspace, self.repo, True)],
-                          50000, 0, [0], airflow_image(self.airflow_python), cwd=workspace)
-        proc = execute(self.sandbox, self.cluster, agent, agent.argv, name="publish")
-        if proc.returncode != 0:
-            raise HarnessError(f"sync_dags.py publish failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
-        return proc
+    def publish_dags(self, revision: str = "0123456789abcdef0123456789abcdef01234567") -> list[
+            subprocess.CompletedProcess[str]]:
+        """The Jenkinsfile's DAG steps (check, publish, status), each `sh` command as it is written, in its
+        agent pod's `airflow` container as the Jenkinsfile renders that pod for this environment (its own
+        Groovy, tests/declarative.py), built like every pod here: the kubelet's rules, the image's facts,
+        the EFS access point's identity on the claim. The `jnlp` container (the plugin's image, git) is
+        not run: the checkout is this repository, mounted where the plugin's workspace holds it."""
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from declarative import sh_commands  # tests/declarative.py: the Jenkinsfile's `sh` steps as written
+
+        publisher = self.dag_publisher()
+        env = {**publisher.env, "DAGS_REVISION": revision}  # what the Checkout stage sets
+        done = []
+        for i, (_, command) in enumerate(sh_commands((self.repo / "Jenkinsfile").read_text())):
+            proc = execute(self.sandbox, self.cluster, replace(publisher, env=env), ["sh", "-xe", "-c", command],
+                           name=f"dag-step-{i}")
+            if proc.returncode != 0:
+                raise HarnessError(f"the Jenkinsfile's `{command}` failed ({proc.returncode}):\n"
+                                   f"{proc.stdout}{proc.stderr}")
+            done.append(proc)
+        return done
+
+    def dag_publisher(self) -> Container:
+        """The `airflow` container of the Jenkinsfile's agent pod for this environment."""
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from declarative import run_jenkinsfile  # tests/declarative.py: the Jenkinsfile's own Groovy
+
+        agent = run_jenkinsfile(self.repo / "Jenkinsfile", self.workdir, params={"ENVIRONMENT": self.env}).agent(
+            "Publish DAGs")
+        if agent["namespace"] != self.cluster.namespace:
+            raise HarnessError(f"the Jenkinsfile starts {self.env}'s agent pod in {agent['namespace']}, "
+                               f"not the release's namespace {self.cluster.namespace}")
+        pod = yaml.safe_load(agent["yaml"])
+        pod["metadata"]["name"] = "airflow-dag-publisher"
+        pod["spec"]["containers"] = [c for c in pod["spec"]["containers"] if c["name"] == "airflow"]
+        publisher = build_pod(self.cluster, pod, "airflow-dag-publisher-q7x2m").container("airflow")
+        return replace(publisher, mounts=[*publisher.mounts, Mount(AGENT_WORKSPACE, self.repo, True)],
+                       cwd=AGENT_WORKSPACE)
 
     # ------------------------------------------------------------ pods
     def pod(self, workload: str) -> Pod:

@@ -11,6 +11,14 @@ and an image without facts is refused too. What the image itself provides (Pytho
 CLI, psql; pgbouncer: the harness's build, bound in by pgbouncer.py) comes from the machine; `Image`
 names it. The rendered env, command, args
 (with the kubelet's $(VAR) expansion), probes and config files are used as rendered.
+
+A claim backed by an EFS access point (`Cluster.access_points`: claim -> its PosixUser) enforces that
+identity, as EFS does ("EFS replaces the NFS client's user and group IDs with the identity configured
+on the access point for all file system operations": new files get its uid/gid, permissions are
+evaluated as it): a container running as another uid mounts the claim through an idmapped mount
+(podns.py) that maps the access point's uid/gid on disk to the container's. So files it writes are
+the access point's on disk, and it may do exactly what the access point's user may (not write a
+root-owned file, for one). One uid per container is mapped; supplementary groups are not replaced.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import os
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from airflow_gitops import images, kubelet
@@ -173,6 +181,7 @@ class Cluster:
     ca_bundle: Path
     images: dict[str, Image]  # images.Image name -> stand-in
     workdir: Path
+    access_points: dict[str, tuple[int, int]] = field(default_factory=dict)  # claim -> enforced (uid, gid)
 
     def image_for(self, ref: str, where: str) -> Image:
         facts = images.lookup(ref)
@@ -213,12 +222,23 @@ def build_pod(cluster: Cluster, workload: dict, pod_name: str) -> Pod:
         probes = {kind: (image.argv(c[f"{kind}Probe"]["exec"]["command"]),
                          float(c[f"{kind}Probe"].get("timeoutSeconds", 1)))
                   for kind in ("liveness", "readiness", "startup") if "exec" in (c.get(f"{kind}Probe") or {})}
-        return Container(pod_name, c["name"], image.argv(list(run_as.argv)), env, container_mounts(c, sources, here),
+        return Container(pod_name, c["name"], image.argv(list(run_as.argv)), env,
+                         _access_points(cluster, spec, c, container_mounts(c, sources, here), run_as),
                          run_as.uid, run_as.gid, list(run_as.groups), image, probes, run_as.workdir,
                          [extra] if extra else [])
 
     return Pod(pod_name, where, [container(c) for c in spec.get("initContainers") or []],
                [container(c) for c in spec["containers"]])
+
+
+def _access_points(cluster: Cluster, spec: dict, c: dict, mounts: list[Mount], run_as: kubelet.RunAs) -> list[Mount]:
+    """The mounts of claims behind an EFS access point, seen through its enforced identity."""
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes") or []
+              if "persistentVolumeClaim" in v}
+    enforced = {vm["mountPath"]: cluster.access_points.get(claims.get(vm["name"], ""))
+                for vm in c.get("volumeMounts") or []}
+    return [replace(m, idmap=(*ap, run_as.uid, run_as.gid)) if (ap := enforced.get(m.target))
+            and ap != (run_as.uid, run_as.gid) else m for m in mounts]
 
 
 # ---------------------------------------------------------------- launching
@@ -266,7 +286,8 @@ def _spec(cluster: Cluster, c: Container, argv: list[str], name: str) -> Path:
     (sa / "namespace").write_text(cluster.namespace)
     (sa / "token").write_text("harness-token-no-cluster")
     (sa / "ca.crt").write_text(cluster.ca_bundle.read_text())
-    binds = [{"source": str(m.source), "target": m.target, "read_only": m.read_only} for m in c.mounts]
+    binds = [{"source": str(m.source), "target": m.target, "read_only": m.read_only,
+              **({"idmap": list(m.idmap)} if m.idmap else {})} for m in c.mounts]
     binds += [{"source": str(hosts), "target": "/etc/hosts", "read_only": True},
               {"source": str(passwd), "target": "/etc/passwd", "read_only": True},
               {"source": str(cluster.ca_bundle), "target": CA_BUNDLE, "read_only": True},

@@ -133,6 +133,8 @@ class Mount:
     target: str
     source: Path
     read_only: bool
+    # An EFS access point's enforced identity (pods.py): (uid, gid) on disk <-> (uid, gid) of the container
+    idmap: tuple[int, int, int, int] | None = None
 
 
 def write_volume_files(directory: Path, data: dict[str, str], items: list[dict] | None, mode: int) -> None:

@@ -31,8 +31,14 @@ from airflow_gitops.validate.environments import (
 )
 from airflow_gitops.validate.flux import check_flux_kustomizations, check_helmreleases
 from airflow_gitops.validate.iam import check_iam
-from airflow_gitops.validate.jenkins import check_jenkinsfile, deployed_images
-from airflow_gitops.validate.objects import companion_objects, env_of, is_overlay, load_answers
+from airflow_gitops.validate.jenkins import check_jenkinsfile, deployed_images, jenkins_clouds
+from airflow_gitops.validate.objects import (
+    companion_objects,
+    env_of,
+    environment_answers,
+    is_overlay,
+    load_answers,
+)
 from airflow_gitops.validate.pins import check_pins
 from airflow_gitops.validate.report import FORMATS, Issue, Report, as_text, render, text_line
 from airflow_gitops.validate.schemas import SchemaStore, check_schemas
@@ -146,7 +152,7 @@ def check_repo(report: Report, run: Run, every: dict[str, list[dict]]) -> None:
                     if Path(n).parent.name == "overlays"}
         images = deployed_images(every, run.repo)
         issues = check_jenkinsfile(jenkinsfile.read_text(), overlays, images,
-                                   run.answers.get("jenkins_service_account"))
+                                   run.answers.get("jenkins_service_account"), environment_answers(run.repo))
         report.extend(("Jenkinsfile", issue) for issue in issues)
 
 
@@ -160,7 +166,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the --format report to FILE and the text report to stdout")
     parser.add_argument("--yaml-only", action="store_true",
                         help="only check that every YAML file parses (no kubectl; the pre-commit hook)")
+    parser.add_argument("--jenkins-clouds", action="store_true",
+                        help="list the Jenkins Kubernetes clouds the DAG publishing job needs (from the Jenkinsfile)")
     args = parser.parse_args(argv)
+    if args.jenkins_clouds:
+        jenkinsfile = args.repo / "Jenkinsfile"
+        if not jenkinsfile.is_file():
+            print(f"no {jenkinsfile}", file=sys.stderr)
+            return 2
+        sys.stdout.writelines(f"{line}\n" for line in jenkins_clouds(jenkinsfile.read_text(),
+                                                                    environment_answers(args.repo)))
+        return 0
     if args.yaml_only:
         found = check_yaml_files(args.repo)
         sys.stdout.writelines(f"{text_line(where, issue)}\n" for where, issue in found)

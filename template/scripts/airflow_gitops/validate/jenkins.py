@@ -1,13 +1,13 @@
 """The DAG publishing job (Jenkinsfile) against what the overlays deploy: each ENVIRONMENTS entry's
-namespace and claim, the agent's ServiceAccount and RoleBinding, and the Airflow image it checks
-DAGs with."""
+cloud (its answers' cluster), namespace and claim, the agent's ServiceAccount and RoleBinding, and
+the Airflow image it checks DAGs with."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from airflow_gitops.facts import JENKINS_AGENT_RBAC, jenkins_entries
+from airflow_gitops.facts import ANSWERS_FILE, JENKINS_AGENT_RBAC, jenkins_cloud, jenkins_entries
 from airflow_gitops.validate.chart import CHART_DEFAULTS
 from airflow_gitops.validate.objects import dig, find
 from airflow_gitops.validate.official import image_of
@@ -19,12 +19,14 @@ JENKINS_AGENT_SA = re.compile(r"AGENT_SERVICE_ACCOUNT\s*=\s*'([^']*)'")
 
 
 def check_jenkinsfile(text: str, overlays: dict[str, list[dict]], images: dict[str, str],
-                      jenkins_sa: str | None = None) -> list[Issue]:
-    """The DAG publisher must target each environment's namespace, DAG claim and Airflow image.
+                      jenkins_sa: str | None = None, answers: dict[str, dict] | None = None) -> list[Issue]:
+    """The DAG publisher must target each environment's cloud, namespace, DAG claim and Airflow image.
 
-    ``images`` maps an environment to the image its Airflow release deploys (from the merged values).
+    ``images`` maps an environment to the image its Airflow release deploys (from the merged values),
+    ``answers`` to its answers file (the cloud is its EKS cluster's).
     """
-    entries = {env: (ns, claim) for env, (ns, claim, _) in jenkins_entries(text).items()}
+    parsed = jenkins_entries(text)
+    entries = {env: (e.namespace, e.claim) for env, e in parsed.items()}
     image = JENKINS_IMAGE.search(text)
     issues = [Issue("ERROR", "Jenkinsfile", f"environment {env!r} has no deploy/overlays/{env}")
               for env in sorted(set(entries) - set(overlays))]
@@ -34,6 +36,7 @@ def check_jenkinsfile(text: str, overlays: dict[str, list[dict]], images: dict[s
                                 "the DAG job cannot publish there"))
             continue
         namespace, claim = entries[env]
+        issues += _cloud(env, parsed[env].cloud, (answers or {}).get(env))
         built_ns = {o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace"}
         if built_ns and namespace not in built_ns:
             issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: namespace {namespace!r} != overlay namespace "
@@ -46,6 +49,36 @@ def check_jenkinsfile(text: str, overlays: dict[str, list[dict]], images: dict[s
             issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: AIRFLOW_IMAGE {image.group(1)!r} != the "
                                 f"deployed image {wanted!r} (the DAG check must use the same Python)"))
     return issues
+
+
+def _cloud(env: str, cloud: str | None, answers: dict | None) -> list[Issue]:
+    """The agent pod must start on the environment's own cluster: the Kubernetes plugin takes Jenkins'
+    first Kubernetes cloud for an agent that names none, and the namespace does not exist elsewhere."""
+    if not answers or not answers.get("eks_cluster_name"):
+        return [] if cloud else [Issue("ERROR", "Jenkinsfile", f"{env}: its ENVIRONMENTS entry names no cloud: "
+                                       "the agent pod would start on Jenkins' first Kubernetes cloud")]
+    wanted, name = jenkins_cloud(answers["eks_cluster_name"]), answers.get("_answers_file", ANSWERS_FILE)
+    if cloud is None:
+        return [Issue("ERROR", "Jenkinsfile", f"{env}: its ENVIRONMENTS entry names no cloud, so the agent pod "
+                      f"would start on Jenkins' first Kubernetes cloud: add cloud: '{wanted}', before namespace: "
+                      f"(eks_cluster_name {answers['eks_cluster_name']} in {name}; or run make update)")]
+    if cloud != wanted:
+        return [Issue("ERROR", "Jenkinsfile", f"{env}: cloud {cloud!r} != {wanted!r}, the Jenkins cloud of its "
+                      f"cluster {answers['eks_cluster_name']} (eks_cluster_name in {name})")]
+    return []
+
+
+def jenkins_clouds(text: str, answers: dict[str, dict]) -> list[str]:
+    """One line per Jenkins cloud the Jenkinsfile names: its EKS cluster and the namespaces it starts
+    agent pods in. Read from the Jenkinsfile, so it includes every environment `copier copy` added."""
+    clouds: dict[str, list[str]] = {}
+    for env, entry in jenkins_entries(text).items():
+        clouds.setdefault(entry.cloud or "(none: Jenkins' first Kubernetes cloud)", []).append(
+            f"{entry.namespace} ({env})")
+    clusters = {jenkins_cloud(a["eks_cluster_name"]): str(a["eks_cluster_name"])
+                for a in answers.values() if a.get("eks_cluster_name")}
+    return [f"Jenkins cloud {cloud!r}: EKS cluster {clusters.get(cloud, '?')}, namespaces {', '.join(namespaces)}"
+            for cloud, namespaces in clouds.items()]
 
 
 def _agent_identity(text: str, env: str, objs: list[dict], namespace: str, jenkins_sa: str | None) -> list[Issue]:

@@ -96,10 +96,18 @@ def companion_objects(build: str, builds: dict[str, list[dict]]) -> list[dict]:
     return builds.get(str(other), []) if "overlays" in path.parts else []
 
 
-def load_answers(repo: Path) -> dict:
-    """The primary Copier answers (repo-wide: gitops_engine, git_repo_url, git_revision)."""
+def load_answers(repo: Path, name: str = ANSWERS_FILE) -> dict:
+    """Copier answers: by default the primary's (repo-wide: gitops_engine, git_repo_url, git_revision)."""
     try:
-        data = yaml.load((repo / ANSWERS_FILE).read_text(), Loader=Loader)
+        data = yaml.load((repo / name).read_text(), Loader=Loader)
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def environment_answers(repo: Path) -> dict[str, dict]:
+    """environment -> its answers (eks_cluster_name, namespace, ...), from every .copier-answers*.yml;
+    `_answers_file` names the file, for messages."""
+    found = ({**load_answers(repo, path.name), "_answers_file": path.name}
+             for path in sorted(repo.glob(".copier-answers*.yml")))
+    return {str(a["environment"]): a for a in found if a.get("environment")}
