@@ -90,6 +90,8 @@ def test_the_readme_names_the_versions_facts_declares() -> None:
     for chart in OFFICIAL:
         assert f"`{chart.version}`" in readme and chart.airflow_range in readme, chart.version
     assert f"default `{default.default_tag}`" in readme
+    # The "Moving a community repository to Airflow 3" runbook moves to what new copies get.
+    assert f"-d chart_version={default.version}\n  -d airflow_image_tag={default.default_tag}`" in readme
     row = next(line for line in readme.splitlines() if line.startswith("| `chart_version`"))
     assert ", ".join(f"`{c.version}`" for c in OFFICIAL) in row
     # No chart version or Airflow release the template does not know.
