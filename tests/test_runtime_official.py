@@ -211,6 +211,19 @@ def test_airflow3_release_migrates_serves_and_runs_a_task(pair, official_repo, w
         assert host == dep.pod(name(dep, "worker")).name, f"task ran on {host!r}, not the worker pod"
 
 
+def test_the_harness_refuses_an_airflow_that_is_not_the_rendered_release(prerequisites, official_repo, workdir,
+                                                                          controller_key) -> None:
+    """The harness can fail: a repo answered with another release than the installed Airflow it is given
+    (a proof that would run the wrong Airflow) is refused at render, naming both."""
+    python, _ = prerequisites
+    other = next(pair for pair in PROVEN if pair[1] != AIRFLOW)
+    repo = official_repo(**pinned(other))
+    refused = rf"deploys apache/airflow {other[1]}, but this Deployment runs Airflow {AIRFLOW}"
+    with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep, \
+            pytest.raises(HarnessError, match=refused):
+        dep.render(chart_tgz("official", other[0]))
+
+
 def async_engine_works(dep: Deployment) -> bool:
     """Airflow 3's second engine (settings.async_engine: postgresql+asyncpg, its URL derived from the
     sealed metadata connection) connects from the api-server pod: asyncpg refuses libpq-only URL
