@@ -26,7 +26,7 @@ export AIRFLOW_CHART_VALUES := $(SHARED)/chart/airflow-8.9.0-values.yaml
 endif
 
 # Airflow versions the runtime harness runs (tests/runtime/install.py knows their pins).
-RUNTIME_AIRFLOW ?= 2.8.4 3.1.8
+RUNTIME_AIRFLOW ?= 2.8.4 3.1.8 3.2.2 3.3.2
 
 .PHONY: help setup tools runtime demo test test-all lint bench release clean
 

@@ -56,6 +56,14 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+def chart_tgz(flavor: str = "official", version: str | None = None) -> Path:
+    """The real chart a flavor's version renders with (../shared/charts); the newest one by default."""
+    from airflow_gitops import facts
+
+    version = version or facts.default_version(flavor)
+    return shared_path("charts", f"{'apache-airflow' if flavor == 'official' else 'airflow'}-{version}.tgz")
+
+
 def kubectl_path() -> Path:
     path = Path(os.environ.get("KUBECTL", ROOT / ".tools/bin/kubectl"))
     if not path.exists():

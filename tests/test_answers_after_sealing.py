@@ -16,7 +16,7 @@ import pytest
 import yaml
 from airflow_gitops import facts
 from airflow_gitops.stamps import STAMP
-from conftest import change_answers, commit_all, install_rds_ca, run_make, run_validate, shared_path
+from conftest import change_answers, chart_tgz, commit_all, install_rds_ca, run_make, run_validate
 from controller import make_cert, make_key, unseal_object
 from test_runtime import PASSWORDS, environ
 
@@ -45,7 +45,7 @@ def sealed_repo(tmp: Path, copy_project, answers: dict[str, Any], key) -> Path:
 
 def built(repo: Path) -> dict[tuple[str, str], dict]:
     """(kind, name) -> the SealedSecrets and Deployments `make render` writes (what the cluster gets)."""
-    out = run_make(repo, "render", "ENV=dev", f"CHART={shared_path('charts', 'apache-airflow-1.20.0.tgz')}")
+    out = run_make(repo, "render", "ENV=dev", f"CHART={chart_tgz()}")
     assert out.returncode == 0, out.stdout + out.stderr
     docs = [yaml.safe_load(p.read_text()) for p in (repo / "build/render/dev").glob("*/*.yaml")]
     return {(d["kind"], d["metadata"]["name"]): d for d in docs if d and d["kind"] in ("SealedSecret", "Deployment")}

@@ -4,7 +4,7 @@ in Prometheus and alerts on what stops Airflow. The rendered PrometheusRule runs
 that must not; the ServiceMonitor must select the chart's metric Services by their real port names,
 the NetworkPolicies must let StatsD and the scrape through, and both objects must pass the
 operator's CRD types (tests/crd_types.mjs). tests/test_runtime_official.py
-checks that real Airflow 3.1.8 emits the metrics the alerts read."""
+checks that real Airflow (each chart version's newest proven release) emits the metrics the alerts read."""
 
 from __future__ import annotations
 

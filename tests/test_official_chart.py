@@ -1,6 +1,6 @@
 """Story: a platform engineer generates Airflow 3 on the official Apache Airflow chart (the default),
 for Flux and for Argo CD, seals the secrets for the cluster, and checks with the repository's own
-`make render` (the real chart 1.20.0 from ../shared) and `make validate STRICT=1` what will run:
+`make render` (the real chart of the newest version, from ../shared) and `make validate STRICT=1` what will run:
 every credential from a SealedSecret of the environment, nothing the chart generates itself, and
 every object a rendered pod needs present in the render."""
 
@@ -19,7 +19,7 @@ import netpol
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import install_rds_ca, run_make, run_validate, shared_path
+from conftest import chart_tgz, install_rds_ca, run_make, run_validate
 from controller import make_cert, make_key, unseal_object
 from test_production import by_kind, pod_annotations, task_pod_templates, workloads
 from test_runtime import PASSWORDS  # what the rules allow that URL quoting and pgbouncer's auth file could get wrong
@@ -37,7 +37,7 @@ def controller_key():
 
 
 def render_official(repo: Path) -> subprocess.CompletedProcess[str]:
-    return run_make(repo, "render", "ENV=dev", f"CHART={shared_path('charts', 'apache-airflow-1.20.0.tgz')}")
+    return run_make(repo, "render", "ENV=dev", f"CHART={chart_tgz()}")
 
 
 def objects(repo: Path, part: str = "*") -> list[dict[str, Any]]:
@@ -272,18 +272,28 @@ def test_decoded_secret_values_are_never_base64_in_git(official) -> None:
                 assert not any(p in decoded for p in PASSWORDS.values()), path.name
 
 
+NEWEST = facts.chart("official")
+OLDEST = facts.chart("official", facts.chart_versions("official")[0])
 REFUSED = {  # an answer the official flavor cannot deploy -> what the copy must say
-    "airflow-2-tag": ({"airflow_image_tag": "2.10.5"}, "'airflow_image_tag'", "deploys Airflow 3.0-3.1"),
-    "too-new-tag": ({"airflow_image_tag": "3.2.0"}, "'airflow_image_tag'", "deploys Airflow 3.0-3.1"),
-    "community-version": ({"chart_version": "8.9.0"}, "'chart_version'", "use one of 1.20.0"),
-    "celery-kubernetes": ({"executor": "CeleryKubernetesExecutor"}, "'executor'", "Airflow 3 removed it"),
+    "airflow-2-tag": ({"airflow_image_tag": "2.10.5"}, "Validation error for question 'airflow_image_tag'",
+                      f"deploys Airflow {NEWEST.airflow_range}"),
+    "too-new-tag": ({"airflow_image_tag": "3.99.0"}, "Validation error for question 'airflow_image_tag'",
+                    f"deploys Airflow {NEWEST.airflow_range}"),
+    # Each chart version takes only the Airflow minors proven on it.
+    "newest-tag-on-the-oldest-chart": ({"chart_version": OLDEST.version, "airflow_image_tag": NEWEST.default_tag},
+                                       "Validation error for question 'airflow_image_tag'",
+                                       f"deploys Airflow {OLDEST.airflow_range}"),
+    "community-version": ({"chart_version": "8.9.0"}, "Invalid choice for 'chart_version'",
+                          str(list(facts.chart_versions("official")))),
+    "celery-kubernetes": ({"executor": "CeleryKubernetesExecutor"}, "Validation error for question 'executor'",
+                          "Airflow 3 removed it"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_an_answer_the_flavor_cannot_deploy_is_refused(case, tmp_path, copy_project, official_answers) -> None:
     answers, question, rule = REFUSED[case]
-    with pytest.raises(ValueError, match=r"Validation error for question " + question) as refused:
+    with pytest.raises(ValueError, match=question) as refused:
         copy_project(tmp_path / "repo", {**official_answers, **answers})
     assert rule in str(refused.value)
     assert not (tmp_path / "repo").exists() or not any((tmp_path / "repo").iterdir())
@@ -296,7 +306,7 @@ def test_a_new_copy_gets_the_official_chart_and_a_community_version_keeps_commun
     repo = copy_project(tmp_path / "new", fresh)
     answers = yaml.safe_load((repo / facts.ANSWERS_FILE).read_text())
     assert (answers["airflow_chart"], answers["chart_version"], answers["airflow_image_tag"]) == \
-        ("official", "1.20.0", "3.1.8")
+        ("official", NEWEST.version, NEWEST.default_tag)
     # An answers file from before the question (chart_version 8.9.0, no airflow_chart) stays community.
     legacy = copy_project(tmp_path / "old", {**fresh, "chart_version": "8.9.0", "airflow_image_tag": "2.8.4-python3.9"})
     assert yaml.safe_load((legacy / facts.ANSWERS_FILE).read_text())["airflow_chart"] == "community"

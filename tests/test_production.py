@@ -23,7 +23,7 @@ from airflow_gitops.facts import (
     S3_LOGS_POLICY,
 )
 from airflow_gitops.validate import iam
-from conftest import render_dev, run_validate
+from conftest import chart_tgz, render_dev, run_validate
 
 HA_COMPONENTS = {"scheduler": "Deployment", "web": "Deployment", "triggerer": "Deployment", "worker": "StatefulSet"}
 
@@ -371,14 +371,14 @@ def test_an_image_mirror_serves_every_image_of_the_release(flavor, tmp_path, cop
     """image_mirror (an ECR pull-through cache): every container and task pod image of both charts is
     pulled through it, and the kubelet check still knows each image (make render passes)."""
     from airflow_gitops import images as image_facts
-    from conftest import run_make, shared_path
+    from conftest import run_make
 
     mirror = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     base = official_answers if flavor == "official" else demo_answers
     extra = {"metrics": "prometheus-operator", "executor": "KubernetesExecutor"} if flavor == "official" else \
         {"executor": "CeleryKubernetesExecutor"}
     repo = copy_project(tmp_path / "repo", {**base, **extra, "image_mirror": mirror})
-    chart = shared_path("charts", "apache-airflow-1.20.0.tgz" if flavor == "official" else "airflow-8.9.0.tgz")
+    chart = chart_tgz(flavor)
     result = run_make(repo, "render", "ENV=dev", f"CHART={chart}")
     assert result.returncode == 0, result.stdout + result.stderr
     objs = rendered_objects(repo)

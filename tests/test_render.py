@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import commit_all, merged_values, run_make, shared_path, validate_env
+from airflow_gitops import facts
+from conftest import chart_tgz, commit_all, merged_values, run_make, shared_path, validate_env
 
 ARGO = {"gitops_engine": "argocd", "git_repo_url": "https://github.com/example/airflow-gitops.git",
         "git_revision": "main"}
@@ -63,10 +64,10 @@ def test_render_writes_what_the_cluster_runs(rendered) -> None:
 
 def test_render_refuses_a_chart_that_is_not_the_pinned_one(rendered) -> None:
     repo, _ = rendered
-    other = shared_path("charts", "apache-airflow-1.20.0.tgz")
+    other = chart_tgz("official")
     result = run_make(repo, "render", "ENV=dev", f"CHART={other}")
     assert result.returncode != 0
-    assert "is airflow 1.20.0, but dev pins airflow 8.9.0" in result.stderr
+    assert f"is airflow {facts.default_version('official')}, but dev pins airflow 8.9.0" in result.stderr
 
 
 def test_diff_shows_a_one_line_values_change_in_the_rendered_deployment(tmp_path, copy_project, demo_answers,

@@ -1,9 +1,9 @@
 """Story: a task finishes and its log goes to S3 under the environment's prefix, with the role's
 generated log policy (deploy/overlays/<env>/iam/s3-logs-policy.json) and nothing more.
 
-Real Airflow from the installed runtimes runs its own S3 task handler (Airflow 3.1.8 with the
-official chart: S3RemoteLogIO.upload; Airflow 2.8.4 with the community chart: S3TaskHandler.s3_write)
-with the rendered logging config and `aws_default` connection, against the S3 stand-in of
+Real Airflow from the installed runtimes runs its own S3 task handler (Airflow 3, the release new
+copies get, with the official chart: S3RemoteLogIO.upload; Airflow 2.8.4 with the community chart:
+S3TaskHandler.s3_write) with the rendered logging config and `aws_default` connection, against the S3 stand-in of
 tests/s3_iam.py, which enforces the policy as IAM and S3 do. Before its first upload of a key the
 handler HEADs it to append to an existing log; S3 answers that HEAD 404 only if the role may
 ListBucket for it, else 403, and the handler then drops the log ("Could not verify previous log
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_gitops import facts
 from airflow_gitops.facts import IAM_DIR, S3_LIST_PREFIX_OPERATOR, S3_LOGS_POLICY
 from conftest import airflow_python, merged_values
 from s3_iam import S3StandIn, s3_stand_in
@@ -25,10 +26,12 @@ from s3_iam import S3StandIn, s3_stand_in
 pytestmark = pytest.mark.slow
 KEY_ID = "AKIATASKLOGSEXAMPLE"
 LOG = "dag_id=demo/run_id=manual__2026-01-01T00:00:00+00:00/task_id=hello/attempt=1.log"
-FLAVORS = {"official": ("official_answers", "3.1.8"), "community": ("demo_answers", "2.8.4")}
+# Each flavor's answers and the Airflow release they deploy (the official one: what new copies get).
+FLAVORS = {"official": ("official_answers", facts.chart("official").default_tag),
+           "community": ("demo_answers", "2.8.4")}
 # Each probe uploads the task's first log, then a second part (the append path: HEAD, GET, PUT),
 # writes a key outside the environment's prefix, and reads the log back as the UI would.
-PROBES = {"3.1.8": """
+PROBES = {"3": """
 import json, os, pathlib, sys
 from airflow.configuration import conf
 from airflow.providers.amazon.aws.log.s3_task_handler import S3RemoteLogIO
@@ -43,7 +46,7 @@ for part in ("first part", "second part"):
 outside_written = io.write("x", outside, append=False)  # straight to PutObject
 messages, logs = io.read(rel, ti=None)
 print(json.dumps({"outside": outside_written, "read": logs}))
-""", "2.8.4": """
+""", "2": """
 import json, os, sys
 from airflow.configuration import conf
 from airflow.providers.amazon.aws.log.s3_task_handler import S3TaskHandler
@@ -87,7 +90,7 @@ def run_handler(tmp_path: Path, repo: Path, flavor: str, policy: dict, bucket: s
         base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AIRFLOW_HOME": str(tmp_path / "airflow"),
                 "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": "test-secret",  # pragma: allowlist secret
                 "AWS_ENDPOINT_URL_S3": s3.url, "AWS_EC2_METADATA_DISABLED": "true"}
-        result = subprocess.run([str(airflow_python(version)), "-c", PROBES[version], LOG, f"s3://{bucket}/other/x.log"],
+        result = subprocess.run([str(airflow_python(version)), "-c", PROBES[version.split(".")[0]], LOG, f"s3://{bucket}/other/x.log"],
                                 env={**base, **env}, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     logged = result.stdout + result.stderr  # Airflow 3 logs to stdout

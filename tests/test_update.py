@@ -159,6 +159,37 @@ def test_a_repo_from_before_the_chart_answer_stays_on_its_chart(template: Path, 
     assert "chart: airflow\n" in (project / "deploy/base/helmrelease.yaml").read_text()
 
 
+def test_an_official_repo_keeps_its_chart_and_airflow_release_until_its_owner_upgrades(
+        tmp_path: Path, template: Path, official_answers) -> None:
+    """A repo answered with an older chart and Airflow (1.20.0, 3.1.8) than new copies get: `make update`
+    to a later template release keeps both (stored answers win over facts' defaults), in every answers
+    file, in the HelmRelease's pin and in the values' image tag."""
+    import copier
+    from airflow_gitops import facts
+
+    old = {"chart_version": "1.20.0", "airflow_image_tag": "3.1.8"}
+    assert (facts.default_version("official"), facts.chart("official").default_tag) != tuple(old.values())
+    repo = tmp_path / "official"
+    copier.run_copy(str(template), repo, data={**official_answers, **old}, defaults=True, unsafe=True, quiet=True,
+                    vcs_ref="v0.1.0")
+    copier.run_copy(str(template), repo, data=staging_answers(official_answers), defaults=True, unsafe=True,
+                    quiet=True, vcs_ref="v0.1.0", answers_file=".copier-answers.staging.yml")
+    commit_all(repo, "generated at v0.1.0")
+    release(template, "v0.2.0", lambda t: edit(t / HELMRELEASE, "      interval: 24h\n", "      interval: 12h\n"))
+    result = make_update(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in (".copier-answers.yml", ".copier-answers.staging.yml"):
+        answers = yaml.safe_load((repo / name).read_text())
+        assert answers["_commit"] == "v0.2.0"
+        assert {k: answers[k] for k in old} == old, name
+    release_text = (repo / "deploy/base/helmrelease.yaml").read_text()
+    assert "      interval: 12h\n" in release_text, "the update did apply the new release"
+    assert '      version: "1.20.0"\n' in release_text
+    values = yaml.safe_load((repo / "deploy/base/values.yaml").read_text())
+    assert (values["defaultAirflowTag"], values["airflowVersion"]) == ("3.1.8", "3.1.8")
+    assert "AIRFLOW_IMAGE = 'apache/airflow:3.1.8'" in (repo / "Jenkinsfile").read_text()
+
+
 def test_conflict_fails_and_names_the_file(template: Path, project: Path) -> None:
     edit(project / "deploy/base/helmrelease.yaml", "  timeout: 15m\n", "  timeout: 25m\n")
     commit_all(project, "user edit")

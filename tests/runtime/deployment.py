@@ -32,7 +32,7 @@ from airflow_gitops import images
 from airflow_gitops.facts import AIRFLOW_GID, AIRFLOW_UID, DAG_CLAIM
 
 from . import pgbouncer
-from .install import PGBOUNCER
+from .install import PGBOUNCER, RUNTIMES
 from .pods import (
     KUBERNETES_SERVICE,
     Cluster,
@@ -69,6 +69,8 @@ JOB_POD = "{name}-7kq2d"  # a Job's pod: the Job's name + a random suffix
 # Where the Kubernetes plugin's `sh` runs: its workspace volume (/home/jenkins/agent) holds the checkout.
 AGENT_WORKSPACE = "/home/jenkins/agent/workspace/publish-dags"
 T = TypeVar("T")
+# What `airflow db migrate` says when done: Airflow 2 and 3.0-3.1 print the first, 3.2+ log the second.
+MIGRATED = ("Database migrating done", "Database migration done")
 RELEASE_TIMEOUT = float(os.environ.get("AIRFLOW_RUNTIME_TIMEOUT", "240"))
 
 
@@ -131,9 +133,24 @@ class Deployment:
         if proc.returncode != 0:
             raise HarnessError(f"make render failed:\n{proc.stdout}{proc.stderr}")
         self.rendered = Rendered(self.repo / "build" / "render" / self.env)
+        self.check_airflow_release()
         unsealed = dict(unseal(self.key, s) for s in self.rendered.sealed_secrets())
         self.objects = Objects.from_render(self.rendered, unsealed)
         return self.rendered
+
+    def check_airflow_release(self) -> None:
+        """The installed Airflow that stands in for the apache/airflow image must be the release the
+        render deploys (a repo re-answered with a new tag needs that tag's runtime, RUNTIMES)."""
+        version = next((v for v, r in RUNTIMES.items() if r.python == self.airflow_python), None)
+        if version is None:
+            return  # not one of the installed runtimes (the harness's own tests): nothing to compare
+        specs = [w["spec"]["template"]["spec"] for kind in ("Deployment", "StatefulSet", "Job")
+                 for w in self.rendered.kinds(kind)]
+        refs = [c["image"] for spec in specs for c in spec["containers"] + spec.get("initContainers", [])]
+        tags = {images.split_ref(ref)[1].split("-")[0] for ref in refs if images.lookup(ref) is images.AIRFLOW}
+        if tags - {version}:
+            raise HarnessError(f"the render deploys apache/airflow {', '.join(sorted(tags))}, but this Deployment "
+                               f"runs Airflow {version}: pass that release's runtime (conftest.airflow_python)")
 
     # ------------------------------------------------------------ AWS stand-ins
     def endpoint_names(self) -> list[str]:
@@ -349,10 +366,12 @@ class Deployment:
                                f"restart it:\n{(proc.stdout + proc.stderr)[-2000:]}")
 
     @timed
-    def wait_log(self, workload: str, text: str, timeout: float, *, container: str | None = None,
+    def wait_log(self, workload: str, text: str | tuple[str, ...], timeout: float, *, container: str | None = None,
                  fatal: dict[str, str] | None = None) -> None:
-        """Wait for `text` in a container's output; a `fatal` marker fails at once with its meaning."""
+        """Wait for `text` (or any of several) in a container's output; a `fatal` marker fails at once
+        with its meaning."""
         proc = self.process(workload, container)
+        texts = (text,) if isinstance(text, str) else text
 
         def fail_fast() -> str | None:
             log = proc.text()
@@ -362,8 +381,8 @@ class Deployment:
                     return f"{meaning}: {line.strip()[:400]}"
             return None if proc.alive() else f"{proc.name} exited ({proc.popen.returncode})"
 
-        wait_for(f"{proc.name} logs {text!r}", lambda: text in proc.text(), timeout, evidence=proc.tail,
-                 fail_fast=fail_fast)
+        wait_for(f"{proc.name} logs {' or '.join(map(repr, texts))}", lambda: any(t in proc.text() for t in texts),
+                 timeout, evidence=proc.tail, fail_fast=fail_fast)
 
     # ------------------------------------------------------------ Airflow, through its database
     def sql(self, query: str) -> str:

@@ -109,6 +109,12 @@ RUNTIMES = {
     # PyPI upload of apache-airflow 3.1.8: 2026-03-11T19:28Z.
     "3.1.8": AirflowRuntime("3.1.8", ("3.12", "3.11", "3.10"),
                             "amazon,celery,cncf.kubernetes,fab,postgres,redis,statsd", "2026-03-12T20:00:00Z"),
+    # The newest release of each later minor, each the image's default Python 3.12 (as 3.1's).
+    # PyPI uploads: apache-airflow 3.2.2 2026-05-29T05:19Z, 3.3.2 2026-09-17T08:38Z.
+    "3.2.2": AirflowRuntime("3.2.2", ("3.12", "3.11", "3.10"),
+                            "amazon,celery,cncf.kubernetes,fab,postgres,redis,statsd", "2026-05-30T06:00:00Z"),
+    "3.3.2": AirflowRuntime("3.3.2", ("3.12", "3.11", "3.10"),
+                            "amazon,celery,cncf.kubernetes,fab,postgres,redis,statsd", "2026-09-18T09:00:00Z"),
 }
 
 

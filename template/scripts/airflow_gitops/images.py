@@ -71,7 +71,8 @@ ALPINE_NOBODY = User("nobody", NOBODY_UID, NOBODY_UID, "/")
 # ENTRYPOINT ["/usr/bin/dumb-init", "--", "/entrypoint"], CMD [].
 # Read: https://github.com/apache/airflow/blob/eb6506ec3d0763c795fb0fd46a20b5241758c760/Dockerfile
 # (2.10.2's). Not read at the 2.8.4 and 3.1.8 release tags themselves; these lines are the same in
-# the Dockerfile before and after them (the chart's uid/gid 50000/0 and its docs say so too).
+# the Dockerfile before and after them (the chart's uid/gid 50000/0 and its docs say so too). Not read
+# at 3.2.2 and 3.3.2 either: chart 1.21.0 (Airflow 3.2) keeps uid 50000 and gid 0.
 AIRFLOW = Image(
     "apache/airflow", "apache/airflow", r"(slim-)?\d+\.\d+\.\d+(-python3\.\d+)?",
     str(AIRFLOW_UID), ("/usr/bin/dumb-init", "--", "/entrypoint"), (), "/opt/airflow",
