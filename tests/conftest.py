@@ -245,11 +245,11 @@ def make_update(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def make_upgrade(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The generated repo's `make upgrade AIRFLOW=... [CHART=...]`, offline with the chart from ../shared."""
-    flavor = (yaml.safe_load((repo / ".copier-answers.yml").read_text()) or {}).get("airflow_chart", "community")
-    version = next((a.split("=", 1)[1] for a in args if a.startswith("CHART=")), None)
-    if version is None:
-        version = (yaml.safe_load((repo / ".copier-answers.yml").read_text()) or {})["chart_version"]
-    tgz = shared_path("charts", f"apache-airflow-{version}.tgz" if flavor == "official" else f"airflow-{version}.tgz")
+    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text()) or {}
+    flavor = answers.get("airflow_chart", "community")
+    versions = {str(answers["chart_version"])} | {a.split("=", 1)[1] for a in args if a.startswith("CHART=")}
+    tgz = " ".join(str(shared_path("charts", f"apache-airflow-{v}.tgz" if flavor == "official" else f"airflow-{v}.tgz"))
+                   for v in sorted(versions))  # the deployed chart (make diff's base) and the new one
     env = dict(validate_env(), COPIER=COPIER, **GIT_ENV)
     return subprocess.run(["make", "-s", "-C", str(repo), "upgrade", f"TOOLS_PYTHON={sys.executable}",
                            f"CHART_TGZ={tgz}", *args], capture_output=True, text=True, env=env, timeout=900)

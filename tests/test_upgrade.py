@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from airflow_gitops import facts
 from conftest import commit_all, make_upgrade, run_validate, staging_answers
 
 pytestmark = pytest.mark.slow  # copier copy + update, render with the real chart
@@ -30,49 +31,60 @@ def deployed_tag(repo: Path) -> str:
     return str(yaml.safe_load((repo / "deploy/base/values.yaml").read_text())["defaultAirflowTag"])
 
 
-@pytest.fixture
-def repo(tmp_path, copy_project, official_answers) -> Path:
-    """An official-chart repo on Airflow 3.1.7 with two environments, committed."""
-    older = {**official_answers, "airflow_image_tag": "3.1.7"}
+OLD_CHART, OLD = "1.20.0", "3.1.8"  # the previous default: the upgrade lane's starting point
+NEW_CHART, NEW = facts.default_version("official"), facts.chart("official").default_tag
+
+
+def older_repo(tmp_path: Path, copy_project, official_answers, tag: str = OLD) -> Path:
+    """An official-chart repo on chart 1.20.0 with two environments, committed."""
+    older = {**official_answers, "chart_version": OLD_CHART, "airflow_image_tag": tag}
     repo = copy_project(tmp_path / "repo", older)
     per_env = {k: v for k, v in staging_answers(older).items() if k != "web_hostname"}
     copy_project(repo, {**per_env, "namespace": "airflow-staging"}, answers_file=".copier-answers.staging.yml")
-    commit_all(repo, "on 3.1.7")
+    commit_all(repo, f"on {tag}")
     return repo
 
 
+@pytest.fixture
+def repo(tmp_path, copy_project, official_answers) -> Path:
+    return older_repo(tmp_path, copy_project, official_answers)
+
+
 def test_make_upgrade_moves_every_environment_through_copier(repo) -> None:
-    done = make_upgrade(repo, "AIRFLOW=3.1.8")
+    done = make_upgrade(repo, f"AIRFLOW={NEW}", f"CHART={NEW_CHART}")
     assert done.returncode == 0, done.stdout + done.stderr
     for name in (".copier-answers.yml", ".copier-answers.staging.yml"):
-        assert answer(repo, name, "airflow_image_tag") == "3.1.8", name
-    assert deployed_tag(repo) == "3.1.8"
-    assert {".copier-answers.yml", ".copier-answers.staging.yml", "deploy/base/values.yaml"} <= staged(repo)
+        assert (answer(repo, name, "airflow_image_tag"), answer(repo, name, "chart_version")) == (NEW, NEW_CHART)
+    assert deployed_tag(repo) == NEW
+    assert {".copier-answers.yml", ".copier-answers.staging.yml", "deploy/base/values.yaml",
+            "deploy/base/helmrelease.yaml"} <= staged(repo)
     # What changes for the cluster (make diff against HEAD), then the runbook.
-    assert "apache/airflow:3.1.7" in done.stdout and "apache/airflow:3.1.8" in done.stdout, done.stdout
+    assert f"apache/airflow:{OLD}" in done.stdout and f"apache/airflow:{NEW}" in done.stdout, done.stdout
     assert "validate:" in done.stdout and ", 0 errors," in done.stdout, done.stdout
-    runbook = done.stdout[done.stdout.rindex("upgrade: Airflow 3.1.7 -> 3.1.8"):]
+    runbook = done.stdout[done.stdout.rindex(f"upgrade: Airflow {OLD} -> {NEW}"):]
     assert "create-db-snapshot" in runbook and "airflow db migrate" in runbook and "not rolled back" in runbook
     assert "dev, staging" in runbook
 
 
 def test_a_downgrade_and_an_unknown_version_are_refused_and_change_nothing(repo) -> None:
     head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    for args, message in ((("AIRFLOW=3.1.6",), "Airflow 3.1.6 is older than the deployed 3.1.7: refused"),
+    for args, message in ((("AIRFLOW=3.1.7",), "Airflow 3.1.7 is older than the deployed 3.1.8: refused"),
+                          ((f"AIRFLOW={NEW}",), f"AIRFLOW={NEW}: the Apache Airflow (official) chart airflow 1.20.0"),
                           (("AIRFLOW=2.10.5",), "AIRFLOW=2.10.5: the Apache Airflow (official) chart"),
                           (("AIRFLOW=3.1.8", "CHART=9.9.9"), "CHART=9.9.9: this template knows")):
         done = make_upgrade(repo, *args) if "CHART=9.9.9" not in args else subprocess.run(
             ["make", "-s", "-C", str(repo), "upgrade", *args], capture_output=True, text=True)
         assert done.returncode != 0 and message in done.stderr, (args, done.stderr)
-        assert staged(repo) == set() and deployed_tag(repo) == "3.1.7"
-    assert "only go forward" in make_upgrade(repo, "AIRFLOW=3.1.6").stderr
+        assert staged(repo) == set() and deployed_tag(repo) == OLD
+    assert "only go forward" in make_upgrade(repo, "AIRFLOW=3.1.7").stderr
     assert subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                           text=True).stdout == head
 
 
-def test_a_renovate_branch_that_bumped_the_answer_alone_is_completed(repo) -> None:
-    """Renovate's custom manager edits the answers files' `airflow_image_tag` line only; make upgrade
-    (its post-upgrade task) renders the rest from them."""
+def test_a_renovate_branch_that_bumped_the_answer_alone_is_completed(tmp_path, copy_project, official_answers) -> None:
+    """Renovate's custom manager edits the answers files' `airflow_image_tag` line only (a patch release
+    the repo's chart deploys: its allowedVersions); make upgrade (its post-upgrade task) renders the rest."""
+    repo = older_repo(tmp_path, copy_project, official_answers, "3.1.7")
     for name in (".copier-answers.yml", ".copier-answers.staging.yml"):
         path = repo / name
         path.write_text(path.read_text().replace("airflow_image_tag: 3.1.7", "airflow_image_tag: 3.1.8"))

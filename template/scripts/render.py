@@ -191,8 +191,20 @@ def chart_identity(path: Path) -> tuple[str, str]:
     return str(meta.get("name")), str(meta.get("version"))
 
 
-def resolve_chart(release: Release, given: Path | None, cache: Path, helm: str) -> Path:
+def chosen_chart(release: Release, charts: tuple[Path, ...]) -> Path | None:
+    """Of the CHART= paths, the one that is the chart the release pins (the only one if just one)."""
+    if len(charts) <= 1:
+        return charts[0] if charts else None
+    for path in charts:
+        if path.exists() and chart_identity(path) == (release.chart, release.version):
+            return path
+    raise RenderError(f"none of CHART={' '.join(map(str, charts))} is {release.chart} {release.version}, "
+                      f"which {release.env} pins")
+
+
+def resolve_chart(release: Release, charts: tuple[Path, ...], cache: Path, helm: str) -> Path:
     cached = cache / "charts" / f"{release.chart}-{release.version}.tgz"
+    given = chosen_chart(release, charts)
     if given is not None:
         if not given.exists():
             raise RenderError(f"CHART={given} does not exist")
@@ -270,7 +282,7 @@ def write_objects(folder: Path, docs: list[str], generated: set[str]) -> int:
 class Options:
     kubectl: str
     helm: str
-    chart: Path | None  # CHART=
+    charts: tuple[Path, ...]  # CHART= (one or more: a diff across a chart upgrade renders both versions)
     cache: Path  # the repo's .cache: charts and Helm's homes
     kube_version: str
 
@@ -314,7 +326,7 @@ def kubelet_problems(docs: list[dict]) -> list[str]:
 
 def render_env(repo: Path, env: str, out: Path, opts: Options) -> str:
     release = release_of(repo, env, opts.kubectl)
-    chart_file = resolve_chart(release, opts.chart, opts.cache, opts.helm)
+    chart_file = resolve_chart(release, opts.charts, opts.cache, opts.helm)
     rendered = raw_documents(helm_template(release, chart_file, opts.helm, opts.cache, opts.kube_version))
     target = out / env
     shutil.rmtree(target, ignore_errors=True)
@@ -389,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", choices=("render", "diff"), default="render")
     parser.add_argument("--env", action="append", default=[], help="environment (default: every overlay)")
-    parser.add_argument("--chart", type=Path, help="chart .tgz or directory (default: cache, then helm pull)")
+    parser.add_argument("--chart", type=Path, action="append", default=[],
+                        help="chart .tgz or directory (default: cache, then helm pull); repeat for several versions")
     parser.add_argument("--base", help="diff: git revision to compare the working tree with")
     parser.add_argument("--repo", type=Path, default=Path.cwd())
     parser.add_argument("--out", type=Path, help="output root (default: <repo>/build/render)")
@@ -401,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         kubectl = find_kubectl(repo)
         if kubectl is None:
             raise RenderError("no kubectl >= 1.27 found: run `make tools` (or set KUBECTL)")
-        opts = Options(kubectl=kubectl, helm=find_helm(repo), chart=args.chart.resolve() if args.chart else None,
+        opts = Options(kubectl=kubectl, helm=find_helm(repo), charts=tuple(c.resolve() for c in args.chart),
                        cache=repo / ".cache", kube_version=args.kube_version)
         if args.command == "diff":
             if not args.base:
