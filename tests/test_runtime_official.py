@@ -26,7 +26,16 @@ import pytest
 import seal
 import yaml
 from airflow_gitops import facts
-from conftest import airflow_python, change_answers, chart_tgz, commit_all, run_make, skip_or_fail, validate_env
+from conftest import (
+    airflow_python,
+    change_answers,
+    chart_tgz,
+    commit_all,
+    make_upgrade,
+    run_make,
+    skip_or_fail,
+    validate_env,
+)
 from controller import make_cert, make_key, unseal_object
 from runtime import keda
 from runtime.deployment import MIGRATED, RELEASE_TIMEOUT, Deployment, make_workdir, remove_workdir
@@ -385,19 +394,24 @@ LEGACY_AIRFLOW = "2.8.4"  # the community flavor's default image
 LEGACY_SECRET = "s3cr3t-from-airflow-2"
 
 
-def airflow2(dep: Deployment, python: Path, fernet_key: str, *args: str) -> str:
-    """The community release's Airflow 2 CLI on the same RDS (straight to it, over SSL), with its fernet key."""
+def earlier_airflow(dep: Deployment, python: Path, fernet_key: str, *args: str) -> str:
+    """An earlier release's Airflow CLI on the same RDS (straight to it, over SSL), with the sealed fernet
+    key and the repository's DAGs: the database as that release left it."""
     user, password = dep.db_login()
     a = dep.answers
-    env = {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(dep.workdir / "airflow2"),
+    env = {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(dep.workdir / f"airflow-{python.parent.parent.name}"),
            "AIRFLOW__CORE__FERNET_KEY": fernet_key, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(dep.repo / "dags"),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
            f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{a['rds_port']}/"
            f"{a['rds_database']}?sslmode=require"}
     proc = dep.sandbox.run([str(python), "-m", "airflow", *args], env=env, timeout=300)
     if proc.returncode != 0:
-        raise HarnessError(f"airflow {' '.join(args)} (Airflow {LEGACY_AIRFLOW}) failed:\n{proc.stderr[-2000:]}")
+        raise HarnessError(f"airflow {' '.join(args)} ({python}) failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
     return proc.stdout
+
+
+
 
 
 def test_an_airflow2_database_upgrades_in_place_and_keeps_its_connections(prerequisites, tmp_path, copy_project,
@@ -416,8 +430,8 @@ def test_an_airflow2_database_upgrades_in_place_and_keeps_its_connections(prereq
     revisions: dict[str, str] = {}
 
     def airflow2_database(dep: Deployment) -> None:
-        airflow2(dep, legacy, fernet_key, "db", "migrate")
-        airflow2(dep, legacy, fernet_key, "connections", "add", "legacy_api", "--conn-type", "http",
+        earlier_airflow(dep, legacy, fernet_key, "db", "migrate")
+        earlier_airflow(dep, legacy, fernet_key, "connections", "add", "legacy_api", "--conn-type", "http",
                  "--conn-host", "api.example.com", "--conn-password", LEGACY_SECRET)
         revisions["airflow2"] = dep.sql("SELECT version_num FROM alembic_version")
 
@@ -435,3 +449,55 @@ def test_an_airflow2_database_upgrades_in_place_and_keeps_its_connections(prereq
         assert got.returncode == 0, got.stderr[-2000:]
         (conn,) = json.loads(got.stdout[got.stdout.index("["):])
         assert conn["password"] == LEGACY_SECRET and conn["is_encrypted"] in (True, "True")
+
+
+PREVIOUS = ("1.20.0", "3.1.8")  # the previous default: where the upgrade lane starts
+OLD_SECRET = "s3cr3t-from-airflow-3-1"
+
+
+def test_make_upgrade_from_the_previous_default_migrates_in_place(tmp_path, official_repo, controller_key,
+                                                                  workdir) -> None:
+    """`make upgrade` from (chart 1.20.0, Airflow 3.1.8) to the newest proven pair, on real components:
+    a database Airflow 3.1.8 created and used (a finished DAG run, a connection under the sealed fernet
+    key) is migrated by the new release's migration Job; the old run and the connection survive, and
+    a DAG runs. (The downgrade refusal is tests/test_upgrade.py's.)"""
+    new_chart, new = DEFAULT.version, AIRFLOW
+    python, chart = runtime(new_chart, new)
+    old_python = airflow_python(PREVIOUS[1])
+    repo = official_repo(chart_version=PREVIOUS[0], airflow_image_tag=PREVIOUS[1])
+    commit_all(repo, f"on Airflow {PREVIOUS[1]}")
+    upgraded = make_upgrade(repo, f"AIRFLOW={new}", f"CHART={new_chart}")
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    commit_all(repo, f"make upgrade AIRFLOW={new} CHART={new_chart}")
+    fernet = yaml.safe_load((repo / "deploy/overlays/dev/secrets/airflow-fernet-key.yaml").read_text())
+    fernet_key = unseal_object(controller_key, fernet)["fernet-key"]
+    before: dict[str, str] = {}
+
+    def database_of_the_previous_release(dep: Deployment) -> None:
+        earlier_airflow(dep, old_python, fernet_key, "db", "migrate")
+        earlier_airflow(dep, old_python, fernet_key, "connections", "add", "old_api", "--conn-type", "http",
+                        "--conn-host", "api.example.com", "--conn-password", OLD_SECRET)
+        earlier_airflow(dep, old_python, fernet_key, "dags", "reserialize")
+        earlier_airflow(dep, old_python, fernet_key, "dags", "test", DAG)
+        before["revision"] = dep.sql("SELECT version_num FROM alembic_version")
+        before["runs"] = dep.sql(f"SELECT run_id || '|' || state FROM dag_run WHERE dag_id = '{DAG}'")
+        assert before["runs"].endswith("|success"), before
+
+    with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
+        bring_up(dep, chart, ("scheduler", "dag-processor", "worker", "api-server"),
+                 before=database_of_the_previous_release)
+        dep.wait_log(name(dep, "run-airflow-migrations"), MIGRATED, RELEASE_TIMEOUT)
+        after = dep.sql("SELECT version_num FROM alembic_version")
+        print(f"metadata database: Airflow {PREVIOUS[1]} {before['revision']} -> {new} {after}")
+        assert after != before["revision"]
+        # The run 3.1.8 finished is still there, finished; its connection decrypts under the same key.
+        assert dep.sql(f"SELECT run_id || '|' || state FROM dag_run WHERE dag_id = '{DAG}' "
+                       f"AND run_id = '{before['runs'].split('|')[0]}'") == before["runs"]
+        dep.wait_log(name(dep, "worker"), "ready.", RELEASE_TIMEOUT, fatal=BROKER_FAILURES)
+        dep.wait_dag(DAG, 180)
+        run_id = dep.trigger(DAG)
+        dep.wait_run(DAG, run_id, 300, evidence_from=(name(dep, "scheduler"), name(dep, "worker")))
+        got = dep.exec(name(dep, "scheduler"), ["airflow", "connections", "get", "old_api", "-o", "json"])
+        assert got.returncode == 0, got.stderr[-2000:]
+        (conn,) = json.loads(got.stdout[got.stdout.index("["):])
+        assert conn["password"] == OLD_SECRET and conn["is_encrypted"] in (True, "True")

@@ -76,9 +76,16 @@ STATS_HELP = """--stats prints one JSON line on stderr: {"action", "written", "l
 "symlink", "renamed", "utime", "total" (their sum: operations on the trees and `current`), "bookkeeping"
 (manifest, state and lock writes), "hashed" (source files hashed, locally), "idle" (how the idle slot's
 content was known: manifest, recovered, scanned or empty; untouched when already live), "seconds"}."""
-DAGBAG_PROBE = """import json, sys
-from airflow.models.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+# Airflow 3.3 moved DagBag to airflow.dag_processing.dagbag and dropped include_examples (examples
+# follow [core] load_examples): take what the installed Airflow has.
+DAGBAG_PROBE = """import inspect, json, os, sys
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:
+    from airflow.models.dagbag import DagBag
+options = {"include_examples": False} if "include_examples" in inspect.signature(DagBag).parameters else {}
+bag = DagBag(dag_folder=sys.argv[1], **options)
 errors = {str(k): str(v) for k, v in bag.import_errors.items()}
 print("SYNC_DAGS_DAGBAG " + json.dumps({"dags": len(bag.dags), "import_errors": errors}))
 """
