@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from airflow_gitops import facts
-from airflow_gitops.stamps import STAMP
+from airflow_gitops.stamps import PGBOUNCER_STAMP, STAMP
 from conftest import change_answers, chart_tgz, commit_all, install_rds_ca, run_make, run_validate
 from controller import make_cert, make_key, unseal_object
 from test_runtime import PASSWORDS, environ
@@ -122,10 +122,11 @@ def test_new_hosts_and_tls_reach_the_render_and_stale_urls_fail_until_resealed(t
     # The stamp is in the pod templates the release applies: a new one rolls the pods.
     objs = built(repo)
     release = facts_release(objs)
-    for workload, group in ((f"{release}-pgbouncer", "pgbouncer"), (f"{release}-scheduler", "airflowPodAnnotations")):
+    for workload, group, stamp in ((f"{release}-pgbouncer", "pgbouncer", PGBOUNCER_STAMP),
+                                   (f"{release}-scheduler", "airflowPodAnnotations", STAMP)):
         annotations = objs["Deployment", workload]["spec"]["template"]["metadata"]["annotations"]
         want = after[group]["podAnnotations"] if group == "pgbouncer" else after[group]
-        assert annotations[STAMP] == want[STAMP], workload
+        assert annotations[stamp] == want[stamp], workload
 
 
 def test_an_edit_left_in_an_old_sealed_file_is_named_not_lost(tmp_path, copy_project, official_answers,

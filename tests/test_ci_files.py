@@ -275,6 +275,9 @@ def test_renovate_finds_the_chart_the_image_and_the_template(tmp_path, copy_proj
     (allowed,) = [r["allowedVersions"] for r in rules if "allowedVersions" in r and r.get("matchDepNames") ==
                   ["apache-airflow"]]
     assert allowed == "<2.10"  # the community chart 8.9.0 deploys Airflow 2.0-2.9
+    (known,) = [r["allowedVersions"] for r in rules if "allowedVersions" in r and r.get("matchDepNames") == ["airflow"]]
+    assert known == "<=8.9.0"  # only chart versions this template knows the rules of
+    assert config["copier"]["ignoreScripts"] is False  # else Renovate runs copier without --trust, which refuses
     # The image tag is an answer written to values.yaml and the Jenkinsfile: a values-only bump would fail
     # make validate (the DAG check must use the deployed image), so Renovate's helm-values manager is off.
     assert config["helm-values"]["enabled"] is False

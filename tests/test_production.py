@@ -376,7 +376,7 @@ def test_an_image_mirror_serves_every_image_of_the_release(flavor, tmp_path, cop
     mirror = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     base = official_answers if flavor == "official" else demo_answers
     extra = {"metrics": "prometheus-operator", "executor": "KubernetesExecutor"} if flavor == "official" else \
-        {"executor": "CeleryKubernetesExecutor"}
+        {"executor": "CeleryKubernetesExecutor", "rds_tls_verify": True, "production_like": True}
     repo = copy_project(tmp_path / "repo", {**base, **extra, "image_mirror": mirror})
     chart = chart_tgz(flavor)
     result = run_make(repo, "render", "ENV=dev", f"CHART={chart}")
@@ -387,3 +387,11 @@ def test_an_image_mirror_serves_every_image_of_the_release(flavor, tmp_path, cop
     assert refs and all(ref.startswith(mirror + "/") for ref in refs), sorted(refs)
     assert all(image_facts.lookup(ref) for ref in refs), sorted(refs)
     assert any("/docker-hub/apache/airflow:" in ref for ref in refs)
+    # The repository validates as it is: one pgbouncer map in the values (its TLS to RDS kept), and the
+    # Jenkins DAG check's image is the deployed one, pulled through the mirror or not.
+    result = run_validate(repo)
+    assert result.returncode == 0, result.stdout
+    values = yaml.safe_load((repo / "build/render/dev/values.yaml").read_text())
+    if flavor == "community":
+        assert values["pgbouncer"]["serverSSL"]["mode"] == "verify-full"
+        assert values["pgbouncer"]["image"]["repository"].startswith(mirror)

@@ -7,6 +7,7 @@ import base64
 import http.server
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import chart_tgz, commit_all, merged_values, run_make, shared_path, validate_env
+from conftest import ROOT, chart_tgz, commit_all, merged_values, run_make, shared_path, validate_env
 
 ARGO = {"gitops_engine": "argocd", "git_repo_url": "https://github.com/example/airflow-gitops.git",
         "git_revision": "main"}
@@ -116,3 +117,17 @@ def test_render_pulls_the_chart_from_the_helm_repository_and_caches_it(tmp_path,
     source.write_text(source.read_text().replace(helm_repository, "http://127.0.0.1:9"))  # now unreachable
     again = run_make(repo, "render", "ENV=dev")
     assert again.returncode == 0, again.stdout + again.stderr  # from .cache/charts
+
+
+def test_render_refuses_a_chart_object_with_a_key_twice() -> None:
+    """helm-controller post-renders with kustomize's strict YAML reader: a key twice (what Helm lets
+    through, keeping the last) fails the install there, so make render refuses it first."""
+    code = (
+        "import sys; sys.path.insert(0, 'template/scripts'); import render\n"
+        "ok = \"# Source: airflow/templates/a.yaml\\nkind: Deployment\\nmetadata:\\n  annotations:\\n    a: '1'\\n\"\n"
+        "render.duplicate_keys([ok])\n"
+        "try:\n    render.duplicate_keys([ok, ok + \"    a: '2'\\n\"])\n"
+        "except render.RenderError as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "airflow/templates/a.yaml: " in proc.stdout and "duplicate key 'a'" in proc.stdout, proc.stdout

@@ -88,14 +88,22 @@ def test_a_renovate_branch_that_bumped_the_answer_alone_is_completed(tmp_path, c
     for name in (".copier-answers.yml", ".copier-answers.staging.yml"):
         path = repo / name
         path.write_text(path.read_text().replace("airflow_image_tag: 3.1.7", "airflow_image_tag: 3.1.8"))
-    commit_all(repo, "Update apache-airflow to 3.1.8 (Renovate)")
     assert deployed_tag(repo) == "3.1.7"
-    # The hosted Renovate app runs no post-upgrade task: the PR's CI (make validate) says what to run.
+    # Renovate writes the bump uncommitted, then runs its post-upgrade task: the task accepts that
+    # (and nothing else uncommitted). Without the task (the hosted app), the PR's CI says what to run.
     result = run_validate(repo)
     assert result.returncode != 0 and "airflow_image_tag is 3.1.8 but the files deploy 3.1.7: run `make upgrade " \
         "FROM_ANSWERS=1`" in result.stdout, result.stdout
+    (repo / "deploy/base/values.yaml").write_text((repo / "deploy/base/values.yaml").read_text() + "# mine\n")
+    refused = make_upgrade(repo, "FROM_ANSWERS=1")
+    assert refused.returncode != 0 and "the worktree is not clean" in refused.stderr
+    subprocess.run(["git", "-C", str(repo), "checkout", "deploy/base/values.yaml"], check=True)
     done = make_upgrade(repo, "FROM_ANSWERS=1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert deployed_tag(repo) == "3.1.8" and answer(repo, ".copier-answers.yml", "airflow_image_tag") == "3.1.8"
     assert "deploy/base/values.yaml" in staged(repo)
     assert run_validate(repo).returncode == 0
+    # And once Renovate committed its branch (the task run again, or by hand): the same.
+    commit_all(repo, "Update apache-airflow to 3.1.8 (Renovate)")
+    again = make_upgrade(repo, "FROM_ANSWERS=1")
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr

@@ -54,6 +54,7 @@ from airflow_gitops.validate import (
     load_answers,
     ns_of,
 )
+from airflow_gitops.validate.build import UniqueKeyLoader
 
 GENERATED_SUFFIX = re.compile(r"^(?P<base>.+)-[a-z0-9]{10}$")  # kustomize generator hash
 
@@ -319,6 +320,22 @@ def pod_security_problems(docs: list[dict], level: str) -> list[str]:
     return [f"{where}: {v}" for where, spec in pod_specs(docs) for v in podsecurity.violations(spec, level)]
 
 
+def duplicate_keys(docs: list[str]) -> None:
+    """A chart object with a key twice: Helm keeps the last, but helm-controller's post-renderer parses
+    the manifests with kustomize's strict YAML reader and fails the install (and Argo CD keeps either)."""
+    found = []
+    for text in docs:
+        try:
+            yaml.load(text, Loader=UniqueKeyLoader)
+        except yaml.YAMLError as exc:
+            head = next((line for line in text.splitlines() if line.startswith("# Source:")), "a chart object")
+            where = f" (line {exc.problem_mark.line + 1})" if getattr(exc, "problem_mark", None) else ""
+            found.append(f"{head.removeprefix('# Source: ')}: {getattr(exc, 'problem', None) or exc}{where}")
+    if found:
+        raise RenderError("the chart renders objects that Flux's post-renderer (kustomize) refuses:\n  "
+                          + "\n  ".join(found))
+
+
 def kubelet_problems(docs: list[dict]) -> list[str]:
     """Every container of those pods that the kubelet would refuse to start (its runAsNonRoot check)."""
     return [f"{where}: {r}" for where, spec in pod_specs(docs) for r in kubelet.refusals(spec, where)]
@@ -328,6 +345,7 @@ def render_env(repo: Path, env: str, out: Path, opts: Options) -> str:
     release = release_of(repo, env, opts.kubectl)
     chart_file = resolve_chart(release, opts.charts, opts.cache, opts.helm)
     rendered = raw_documents(helm_template(release, chart_file, opts.helm, opts.cache, opts.kube_version))
+    duplicate_keys(rendered)
     target = out / env
     shutil.rmtree(target, ignore_errors=True)
     generated = generator_names(repo)

@@ -607,13 +607,14 @@ def stamp(repo: Path, env: str) -> list[str]:
     overlay = repo / "deploy" / "overlays" / env
     path = overlay / stamps.REVISION_FILE
     before = (pyyaml.safe_load(path.read_text()) if path.is_file() else None) or {}
-    flavor, want = repo_flavor(repo), stamps.revisions(overlay)
+    flavor = repo_flavor(repo)
+    want = stamps.revisions(overlay, flavor)
     values: dict = {}
-    for keys, group in stamps.stamp_paths(flavor).items():
+    for keys, (group, annotation) in stamps.stamp_paths(flavor).items():
         node = values
         for key in keys:
             node = node.setdefault(key, {})
-        node[stamps.STAMP] = want[group]
+        node[annotation] = want[group]
     changed = stamps.stale(before, overlay, flavor)
     if values != before:
         header = "".join(line + "\n" for line in (path.read_text().splitlines() if path.is_file() else [])

@@ -77,18 +77,27 @@ def reset_answers(repo: Path, files: list[Path], chart: str, tag: str) -> bool:
     return changed
 
 
-def upgrade(repo: Path, copier: str, airflow: str, chart: str | None) -> tuple[tuple[str, str], tuple[str, str]]:
-    if update.git("status", "--porcelain", "--untracked-files=all").strip():
+def upgrade(repo: Path, copier: str, airflow: str | None, chart: str | None,
+            from_answers: bool = False) -> tuple[tuple[str, str], tuple[str, str]]:
+    """`from_answers`: the target is what the primary answers file names; the answers files alone may
+    differ from HEAD (Renovate writes its bump uncommitted, then runs its post-upgrade task)."""
+    files = update.answers_files(repo)
+    dirty = lambda: update.git("status", "--porcelain", "--untracked-files=all").splitlines()  # noqa: E731
+    answer_paths = {str(p.relative_to(repo)) for p in files}
+    if any(line[3:] not in answer_paths for line in dirty()) or (dirty() and not from_answers):
         raise UpgradeError("the worktree is not clean: commit or stash first (copier update needs it)")
     primary = update.load_answers(repo / update.PRIMARY)
+    if from_answers:
+        airflow, chart = str(primary.get("airflow_image_tag")), str(primary.get("chart_version"))
     flavor = str(primary.get("airflow_chart") or facts.LEGACY_FLAVOR)
     current = deployed(repo, flavor)
-    target = target_of(flavor, current, airflow, chart)
+    target = target_of(flavor, current, str(airflow), chart)
     if target == current and (str(primary.get("chart_version")), str(primary.get("airflow_image_tag"))) == target:
         return current, target
     start = update.git("rev-parse", "HEAD").strip()
     try:
-        if reset_answers(repo, update.answers_files(repo), *current):
+        reset_answers(repo, files, *current)  # Copier must start from the answers the files were made with
+        if dirty():
             update.git("-c", "user.name=make upgrade", "-c", "user.email=make-upgrade@localhost", "commit",
                        "--quiet", "--no-verify", "-am", "make upgrade: the answers as deployed")
         data = ["--data", f"chart_version={target[0]}", "--data", f"airflow_image_tag={target[1]}"]
@@ -129,11 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copier", default=os.environ.get("COPIER", "copier"), help="copier executable")
     args = parser.parse_args(argv)
     repo = Path.cwd()
-    if args.from_answers:
-        primary = update.load_answers(repo / update.PRIMARY)
-        args.airflow, args.chart = str(primary.get("airflow_image_tag")), str(primary.get("chart_version"))
     try:
-        current, target = upgrade(repo, args.copier, args.airflow, args.chart)
+        current, target = upgrade(repo, args.copier, args.airflow, args.chart, args.from_answers)
     except (UpgradeError, update.UpdateError) as exc:
         print(f"upgrade: error: {exc}", file=sys.stderr)
         return 2

@@ -138,6 +138,8 @@ def mirrored(repository: str, mirror: str) -> str:
     registry, path = upstream(repository)
     if not mirror or registry not in MIRROR_PREFIXES:
         return repository
+    if registry == "docker.io" and "/" not in path:
+        path = f"library/{path}"  # a Docker Hub official image: ECR's cache names it docker-hub/library/<name>
     return f"{mirror}/{MIRROR_PREFIXES[registry]}/{path}"
 
 
@@ -148,7 +150,9 @@ def unmirrored(repository: str) -> str:
     by_prefix = {v: k for k, v in MIRROR_PREFIXES.items()}
     if "." not in host or prefix not in by_prefix or not path:
         return repository
-    return path if by_prefix[prefix] == "docker.io" else f"{by_prefix[prefix]}/{path}"
+    if by_prefix[prefix] == "docker.io":
+        return path.removeprefix("library/")
+    return f"{by_prefix[prefix]}/{path}"
 
 
 # ---------------------------------------------------------------- node autoscalers

@@ -20,15 +20,29 @@ from pathlib import Path
 
 from airflow_gitops.facts import RDS_CA_BUNDLE
 
-STAMP = "airflow-gitops.io/secrets-revision"
+STAMP = "airflow-gitops.io/secrets-revision"  # on the Airflow pods
+# On the pgbouncer pods: its own key, because the community chart writes airflow.podAnnotations and
+# pgbouncer.podAnnotations into one map on pgbouncer's pods (a key in both would be a duplicate YAML
+# key there, which helm-controller's post-renderer refuses).
+PGBOUNCER_STAMP = "airflow-gitops.io/pgbouncer-revision"
 REVISION_FILE = "secrets-revision.yaml"  # deploy/overlays/<env>/<this>: a values layer written by make seal/stamp
-PGBOUNCER_FILES = ("secrets/airflow-pgbouncer.yaml", "secrets/settings/airflow-pgbouncer.yaml", RDS_CA_BUNDLE)
+# What each chart's pgbouncer reads (besides the RDS CA bundle): the official chart's its config
+# Secret and its exporter's URL; the community chart's builds users.txt from airflow-db at start.
+PGBOUNCER_SECRETS = {"official": ("airflow-pgbouncer", "airflow-pgbouncer-stats"),
+                     "community": ("airflow-db", "airflow-redis")}
+PGBOUNCER_ONLY = {"official": ("airflow-pgbouncer", "airflow-pgbouncer-stats"), "community": ()}
 
 
-def stamp_paths(flavor: str) -> dict[tuple[str, ...], str]:
-    """values path of a pod-annotations map -> which group of pods it restarts ("airflow", "pgbouncer")."""
+def stamp_paths(flavor: str) -> dict[tuple[str, ...], tuple[str, str]]:
+    """values path of a pod-annotations map -> (the group of pods it restarts, the annotation)."""
     airflow = ("airflowPodAnnotations",) if flavor == "official" else ("airflow", "podAnnotations")
-    return {airflow: "airflow", ("pgbouncer", "podAnnotations"): "pgbouncer"}
+    return {airflow: ("airflow", STAMP), ("pgbouncer", "podAnnotations"): ("pgbouncer", PGBOUNCER_STAMP)}
+
+
+def _files(overlay: Path, secrets: tuple[str, ...]) -> list[Path]:
+    """The SealedSecret files of `secrets` and their settings files."""
+    return [path for name in secrets for path in (overlay / "secrets" / f"{name}.yaml",
+                                                  overlay / "secrets" / "settings" / f"{name}.yaml") if path.is_file()]
 
 
 def _digest(overlay: Path, files: list[Path]) -> str:
@@ -40,21 +54,23 @@ def _digest(overlay: Path, files: list[Path]) -> str:
     return base64.b32encode(sha.digest()[:10]).decode().lower()
 
 
-def revisions(overlay: Path) -> dict[str, str]:
-    """group -> the hash of what it reads: pgbouncer its config, users and CA; Airflow every other Secret."""
-    pgbouncer = [overlay / rel for rel in PGBOUNCER_FILES if (overlay / rel).is_file()]
-    secrets = [p for p in (overlay / "secrets").rglob("*.yaml") if p.is_file() and p not in pgbouncer]
-    return {"airflow": _digest(overlay, secrets), "pgbouncer": _digest(overlay, pgbouncer)}
+def revisions(overlay: Path, flavor: str) -> dict[str, str]:
+    """group -> the hash of what it reads: pgbouncer its Secrets and the CA; the Airflow pods every
+    SealedSecret but pgbouncer's own (not the kustomization or the Namespace: no pod reads them)."""
+    sealed = sorted({p.stem for p in (overlay / "secrets").glob("*.yaml")} - {"kustomization", "namespace"})
+    pgbouncer = _files(overlay, PGBOUNCER_SECRETS[flavor]) + [p for p in [overlay / RDS_CA_BUNDLE] if p.is_file()]
+    airflow = _files(overlay, tuple(n for n in sealed if n not in PGBOUNCER_ONLY[flavor]))
+    return {"airflow": _digest(overlay, airflow), "pgbouncer": _digest(overlay, pgbouncer)}
 
 
 def stale(values: dict, overlay: Path, flavor: str) -> list[str]:
     """The values paths whose stamp is missing or not the current revision."""
-    want = revisions(overlay)
+    want = revisions(overlay, flavor)
     found = []
-    for path, group in stamp_paths(flavor).items():
+    for path, (group, stamp) in stamp_paths(flavor).items():
         node = values
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or node.get(STAMP) != want[group]:
+        if not isinstance(node, dict) or node.get(stamp) != want[group]:
             found.append(".".join(path))
     return found

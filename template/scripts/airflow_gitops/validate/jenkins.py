@@ -45,10 +45,18 @@ def check_jenkinsfile(text: str, overlays: dict[str, list[dict]], images: dict[s
             issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: claim {claim!r} is not a PVC of the overlay"))
         issues += _agent_identity(text, env, objs, namespace, jenkins_sa)
         wanted = images.get(env)
-        if image and wanted and image.group(1) != wanted:
+        # The same image pulled through a mirror (image_mirror) is the same Python.
+        if image and wanted and same_image(image.group(1)) != same_image(wanted):
             issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: AIRFLOW_IMAGE {image.group(1)!r} != the "
                                 f"deployed image {wanted!r} (the DAG check must use the same Python)"))
     return issues
+
+
+def same_image(ref: str) -> tuple[str, str]:
+    """(upstream repository, tag) of an image reference, through a pull-through mirror or not."""
+    from airflow_gitops.images import split_ref
+
+    return split_ref(ref)
 
 
 def _cloud(env: str, cloud: str | None, answers: dict | None) -> list[Issue]:

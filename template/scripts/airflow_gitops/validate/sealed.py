@@ -112,7 +112,7 @@ def check_stamps(repo: Path, flavor: str, strict: bool) -> list[tuple[str, Issue
         values = yaml.safe_load(values_file.read_text()) or {}
         if stale := stamps.stale(values, overlay, flavor):
             found.append((str(values_file.relative_to(repo)), Issue(
-                "ERROR" if strict else "WARN", "", f"{', '.join(stale)}: {stamps.STAMP} is not the revision of the "
+                "ERROR" if strict else "WARN", "", f"{', '.join(stale)}: the revision stamp is not that of the "
                 f"secrets/ and settings/ files, so the pods reading them would not restart and keep the old values: "
                 f"run `make stamp ENV={overlay.name}` (make seal does it too) and commit")))
     return found
