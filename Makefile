@@ -83,8 +83,9 @@ release: ## tag v$(VERSION) from pyproject.toml once CHANGELOG.md has its sectio
 	git tag -a v$(VERSION) -m "airflow-eks-gitops $(VERSION)"
 	@echo "release: tagged v$(VERSION); push it with: git push origin v$(VERSION)"
 
-bench: setup ## DAG publisher vs cp -a and rsync -a: 1 ms FUSE latency fs (root, /dev/fuse) and local disk
+bench: setup ## DAG publisher vs cp -a and rsync -a (1 ms FUSE latency fs, local disk); copier copy vs Copier's floor
 	$(PY) benchmarks/bench_sync_dags.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_copy.py
 
 clean: ## remove build output (keeps .venv and .tools)
 	rm -rf build .pytest_cache
