@@ -161,7 +161,8 @@ SKIPPED_DIRS = ("tests/runtime/constraints/", "tests/fixtures/", "template/scrip
 
 
 def scanned_files() -> list[Path]:
-    found = [ROOT / "copier.yml", ROOT / "Makefile", ROOT / ".ci" / "run", ROOT / "pyproject.toml", *PROSE]
+    found = [ROOT / name for name in ("copier.yml", "Makefile", ".ci/run", "pyproject.toml", "CHANGELOG.md")]
+    found += PROSE
     for top in ("hooks", "template", "tests", "benchmarks", "examples"):
         for path in sorted((ROOT / top).rglob("*")):
             name = rel(path)
