@@ -28,7 +28,7 @@ endif
 # Airflow versions the runtime harness runs (tests/runtime/install.py knows their pins).
 RUNTIME_AIRFLOW ?= 2.8.4 3.1.8 3.2.2 3.3.2
 
-.PHONY: help setup tools runtime demo test test-all lint bench release clean
+.PHONY: help setup tools runtime demo test test-all lint docs bench release clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ test-all: setup ## everything CI runs: the fast tier plus the slow one (runtime 
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check .
+
+docs: ## regenerate docs/questions.md from copier.yml (tests/test_docs.py checks it is current)
+	$(PY) docs/gen_questions.py
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 

@@ -273,7 +273,7 @@ def efs_access_point_id(value: Any) -> str:
     if value in (None, ""):
         return ("efs_access_point_id is required: without an access point the file system root is owned by "
                 "root (0755) and the DAG publisher (uid 50000) gets EACCES. Create one with PosixUser "
-                "Uid=50000,Gid=0 and a root directory created as 50000:0 mode 0755 (README: Before the first deploy)")
+                "Uid=50000,Gid=0 and a root directory created as 50000:0 mode 0755 (README: 'First deploy')")
     return _matches("efs_access_point_id", value, r"fsap-[0-9a-f]{8,40}",
                     "must look like fsap-0123456789abcdef0 ('fsap-' + 8-40 lowercase hex)")
 

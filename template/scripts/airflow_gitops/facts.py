@@ -1,7 +1,7 @@
 """Every fact more than one file relies on, defined once.
 
 Imported by the generated repository's tools (scripts/), by the Copier template's hooks (through a
-sys.path context, see hooks/facts_path.py) and by the template's tests. Standard library only: the
+sys.path context, see hooks/validation.py) and by the template's tests. Standard library only: the
 hooks run inside Copier's own interpreter, and the tools before their venv exists.
 """
 
