@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 from airflow_gitops import facts
 from conftest import ROOT, load_module
+from runtime.install import PGBOUNCER, RUNTIMES
+
+# At import: tests that run copier in-process leave `airflow_gitops` bound to a template clone since removed.
+install_tools = load_module("template/scripts/install_tools.py", "install_tools_for_docs")
 
 README = ROOT / "README.md"
 GENERATED_README = ROOT / "template" / "README.md.jinja"  # the generated repository's README
@@ -101,9 +105,6 @@ def pinned(path: Path) -> set[str]:
 
 def known_versions() -> dict[str, str]:
     """version -> the fact it comes from."""
-    install_tools = load_module("template/scripts/install_tools.py", "install_tools_for_docs")
-    from runtime.install import PGBOUNCER, RUNTIMES
-
     known: dict[str, str] = {}
 
     def add(version: str, source: str) -> None:
