@@ -360,21 +360,21 @@ HELM_REPOSITORY_NAMES = {"official": "apache-airflow", "community": "airflow-sta
 # New copies get the official chart; an answers file without airflow_chart predates it (community).
 DEFAULT_FLAVOR = "official"
 LEGACY_FLAVOR = "community"
-DEFAULT_CHART = ("community", "8.9.0")  # the community flavor's pin (validate's community rules)
 
 
-def default_version(flavor: str = DEFAULT_FLAVOR) -> str:
+def default_version(flavor: str) -> str:
     """The chart version new copies get: the newest this template knows (each is runtime-proven)."""
     return max(chart_versions(flavor), key=version_key)
 
 
-def chart(flavor: str = DEFAULT_CHART[0], version: str | None = None) -> Chart | None:
+def chart(flavor: str, version: str | None = None) -> Chart | None:
+    """A flavor's chart release (its newest without a version), None if this template does not know it."""
     if flavor not in CHART_FLAVORS:
         return None
     return CHARTS.get((flavor, default_version(flavor) if version is None else version))
 
 
-def chart_versions(flavor: str = DEFAULT_CHART[0]) -> tuple[str, ...]:
+def chart_versions(flavor: str) -> tuple[str, ...]:
     """The versions of a flavor's chart this template knows the rules of, oldest first."""
     return tuple(sorted((version for f, version in CHARTS if f == flavor), key=version_key))
 
