@@ -140,7 +140,7 @@ def _value_file_problem(entry: str, src: dict, refs: set[str], repo: Path) -> li
         if not target.is_relative_to(repo.resolve()):
             return [Issue(ERROR, "", "escapes the repository")]
         if not target.is_file():
-            level = "WARN" if dig(src, "helm.ignoreMissingValueFiles") else "ERROR"
+            level = WARN if dig(src, "helm.ignoreMissingValueFiles") else ERROR
             return [Issue(level, "", f"{rel!r} does not exist in the repo (`${name}/` paths start at the repo root)")]
         return []
     if "$" in entry:

@@ -22,7 +22,7 @@ def check_sealed_secrets(objs: list[dict], env: str, strict: bool = False) -> li
         issues += _sealed_binding(obj)
         for key, val in sorted((dig(obj, "spec.encryptedData") or {}).items()):
             if str(val).startswith(PLACEHOLDER_PREFIX):
-                issues.append(Issue(ERROR if strict else "WARN", ref(obj),
+                issues.append(Issue(ERROR if strict else WARN, ref(obj),
                                     f"encryptedData.{key} is a placeholder: run `make seal ENV={env} SECRET={name}`"))
     return issues
 
@@ -41,11 +41,11 @@ def _sealed_binding(obj: dict) -> list[Issue]:
     tpl_name, tpl_ns = dig(obj, "spec.template.metadata.name"), dig(obj, "spec.template.metadata.namespace")
     issues = []
     if tpl_name and tpl_name != name:
-        level = "WARN" if cluster_wide or namespace_wide else "ERROR"
+        level = WARN if cluster_wide or namespace_wide else ERROR
         issues.append(Issue(level, ref(obj), f"built name {name!r} != spec.template.metadata.name {tpl_name!r}: "
                             "a namePrefix/nameSuffix renamed it, and strict scope seals the name"))
     if tpl_ns and tpl_ns != namespace:
-        level = "WARN" if cluster_wide else "ERROR"
+        level = WARN if cluster_wide else ERROR
         issues.append(Issue(level, ref(obj), f"built namespace {namespace!r} != spec.template.metadata.namespace "
                             f"{tpl_ns!r}: the sealed scope binds the namespace"))
     return issues
@@ -57,7 +57,7 @@ def check_ca_bundles(repo: Path, strict: bool) -> list[Issue]:
     for path in sorted(repo.glob(f"deploy/overlays/*/{RDS_CA_BUNDLE}")):
         env = path.parent.name
         if "-----BEGIN CERTIFICATE-----" not in path.read_text(errors="replace"):
-            found.append(Issue(ERROR if strict else "WARN", "",
+            found.append(Issue(ERROR if strict else WARN, "",
                           f"placeholder: pgbouncer cannot verify RDS until you run `make rds-ca ENV={env}`",
                                str(path.relative_to(repo))))
     return found
@@ -92,7 +92,7 @@ def check_sealed_settings(repo: Path) -> list[Issue]:
             if key not in settled:
                 continue
             same = str(value) == str(settled[key])
-            found.append(Issue(WARN if same else "ERROR", ref_,
+            found.append(Issue(WARN if same else ERROR, ref_,
                           f"spec.template.data.{key} is also in {SETTINGS_DIR}/{settings.name}, which the build uses"
                           + (": `make seal` removes this copy" if same else
                              f" (it differs: move any edit of yours there), then delete it from {sealed.name}"),
@@ -113,7 +113,7 @@ def check_stamps(repo: Path, flavor: str, strict: bool) -> list[Issue]:
         values = yaml.safe_load(values_file.read_text()) or {}
         if stale := stamps.stale(values, overlay, flavor):
             found.append(Issue(
-                "ERROR" if strict else "WARN", "", f"{', '.join(stale)}: the revision stamp is not that of the "
+                ERROR if strict else WARN, "", f"{', '.join(stale)}: the revision stamp is not that of the "
                 f"secrets/ and settings/ files, so the pods reading them would not restart and keep the old values: "
                 f"run `make stamp ENV={overlay.name}` (make seal does it too) and commit",
                 str(values_file.relative_to(repo))))
