@@ -201,7 +201,7 @@ def image_repository(value: Any) -> str:
 def _chart(chart_version: Any, flavor: Any) -> facts.Chart:
     flavor = str(flavor or facts.LEGACY_FLAVOR)
     found = facts.chart(flavor, str(chart_version)) if chart_version else facts.chart(flavor)
-    return found or facts.chart(flavor) or facts.chart()  # type: ignore[return-value]
+    return found or facts.chart(flavor) or facts.chart(facts.LEGACY_FLAVOR)  # type: ignore[return-value]
 
 
 def image_tag(value: Any, chart_version: Any = None, flavor: Any = None) -> str:

@@ -21,9 +21,8 @@ import install_tools
 import pytest
 import render
 import yaml
-from airflow_gitops import binaries
+from airflow_gitops import binaries, build
 from airflow_gitops.facts import TOOLS_WHEEL_PLATFORM
-from airflow_gitops.validate import build
 from conftest import ROOT, helm_path, kubectl_path, validate_env
 
 ELF_AARCH64, ELF_X86_64 = 183, 62

@@ -17,7 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
+from airflow_gitops import build as kbuild
+from airflow_gitops import objects
 from airflow_gitops import validate as V
+from airflow_gitops import values as values_of
 from airflow_gitops.facts import DAG_CLAIM, EFS_HANDLE
 from conftest import ROOT, kubectl_path, shared_path
 
@@ -512,7 +515,7 @@ def test_values_merge_like_helm() -> None:
                                   {"kind": "Secret", "name": "sec", "valuesKey": "extra.yaml"},
                                   {"kind": "Configmap", "name": "a"}],
                    "values": {"s": "inline"}}}
-    values, errs, warns = V.helm_values(hr, cms)
+    values, errs, warns = values_of.helm_values(hr, cms)
     assert values == {"x": {"keep": 1, "list": [3]}, "s": "inline", "y": "from-secret"}
     assert errs == ["valuesFrom[4] Configmap/a: kind must be ConfigMap or Secret (case-sensitive)"]
     assert warns == []
@@ -544,7 +547,7 @@ def test_check_airflow_values_rules() -> None:
     bad["ingress"]["web"]["path"] = "/airflow/"
     bad["airflow"]["connections"].append({"id": "pg", "type": "postgres", "login": "${PG_USER}", "password": "pw"})
     bad["airflow"]["connections"].append({"id": "ok", "type": "postgres", "login": "${PG_USER}"})
-    msgs = "\n".join(V.check_airflow_values(bad, "airflow"))
+    msgs = "\n".join(i.message for i in V.check_airflow_values(bad, "airflow"))
     for needle in ("users[0].password` must be a `${NAME}`", "static AWS keys in extra",
                    "AIRFLOW__CORE__REMOTE_LOGGING` in airflow.config is deprecated",
                    "AIRFLOW__LOGGING__REMOTE_LOGGING", "extraEnv[2]` sets static AWS keys", "'3.0.0'",
@@ -558,16 +561,16 @@ def test_check_airflow_values_rules() -> None:
 def test_kubectl_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBECTL", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
-    assert V.find_kubectl(tmp_path) is None
+    assert kbuild.find_kubectl(tmp_path) is None
     report = run(tmp_path)
     assert report.errors == 1 and "run `make tools`" in report.lines[0]
     local = tmp_path / ".tools/bin/kubectl"
     local.parent.mkdir(parents=True)
     local.write_text("#!/bin/sh\n")
     local.chmod(0o755)
-    assert V.find_kubectl(tmp_path) == str(local)
+    assert kbuild.find_kubectl(tmp_path) == str(local)
     monkeypatch.setenv("KUBECTL", "/opt/kubectl")
-    assert V.find_kubectl(tmp_path) == "/opt/kubectl"
+    assert kbuild.find_kubectl(tmp_path) == "/opt/kubectl"
 
 
 def test_unknown_key_paths(chart_values: dict[str, Any]) -> None:
@@ -594,7 +597,7 @@ def test_generated_kustomization_mirrors_kustomize_controller(tmp_path: Path) ->
     write(tmp_path, {"c/a.yaml": {"kind": "X"}, "c/sub/b.yml": {"kind": "Y"},
                      "c/flux-system/kustomization.yaml": {}, "c/flux-system/gotk.yaml": {}})
     (tmp_path / "c/notes.txt").write_text("ignored")
-    gen = yaml.safe_load(V.generated_kustomization(tmp_path / "c", tmp_path / "gen"))
+    gen = yaml.safe_load(kbuild.generated_kustomization(tmp_path / "c", tmp_path / "gen"))
     assert gen["resources"] == ["../c/a.yaml", "../c/flux-system", "../c/sub/b.yml"]
 
 
@@ -679,7 +682,7 @@ def argo_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[
     kubectl = kubectl_path()
     root = tmp_path_factory.mktemp("argo-built")
     write(root, argo_files())
-    return {b: V.kustomize_build(str(kubectl), root / b, root_only=True)
+    return {b: kbuild.kustomize_build(str(kubectl), root / b, root_only=True)
             for b in ("clusters/dev", "deploy/overlays/dev", "infrastructure")}
 
 
@@ -699,8 +702,7 @@ def argo_app(builds: dict[str, list[dict[str, Any]]], name: str = "airflow-dev")
 
 def argo_lines(root: Path, builds: dict[str, list[dict[str, Any]]], chart: dict[str, Any] | None = None) -> list[str]:
     report = V.Report()
-    for build, issue in V.check_argo_applications(builds, root, chart):
-        report.add(build, issue)
+    report.extend(V.check_argo_applications(builds, root, chart))
     return report.lines
 
 
@@ -727,7 +729,7 @@ def test_argo_pure_checks_pass(argo_repo: Path, builds: dict[str, list[dict[str,
                                chart_values: dict[str, Any]) -> None:
     assert argo_lines(argo_repo, builds, chart_values) == []
     assert V.check_engine_purity(builds, "argocd") == []
-    assert V.env_of("deploy/overlays/dev") == V.env_of("clusters/dev") == "dev"
+    assert objects.env_of("deploy/overlays/dev") == objects.env_of("clusters/dev") == "dev"
 
 
 @pytest.mark.parametrize("retry", [{"limit": -1}, {"limit": 5, "refresh": False}])
@@ -889,7 +891,7 @@ def test_argo_values_merge_order(argo_repo: Path, builds: dict[str, list[dict[st
     helm["valuesObject"] = {"airflow": {"executor": "CeleryExecutor"}}
     assert argo_lines(argo_repo, builds) == []
     helm["valuesObject"]["airflow"]["extraEnv"] = []
-    values, errs = V.argo_values(source, {"values"}, argo_repo)
+    values, errs = values_of.argo_values(source, {"values"}, argo_repo)
     assert errs == [] and values["airflow"]["fernetKey"] == "" and values["airflow"]["extraEnv"] == []
     assert values["airflow"]["users"][0]["username"] == "admin" and values["airflow"]["executor"] == "CeleryExecutor"
     helm["values"] = "- not a mapping"
@@ -922,10 +924,10 @@ def test_argo_hook_jobs(argo_repo: Path, builds: dict[str, list[dict[str, Any]]]
 
 def test_engine_purity(builds: dict[str, list[dict[str, Any]]]) -> None:
     issues = V.check_engine_purity(builds, "flux")
-    assert len(issues) == 5 and all(b == "clusters/dev" and i.level == "ERROR" for b, i in issues), issues
-    assert issues[0][1].message.startswith("Argo CD object in a gitops_engine: flux repo")
+    assert len(issues) == 5 and all(i.where == "clusters/dev" and i.level == "ERROR" for i in issues), issues
+    assert issues[0].message.startswith("Argo CD object in a gitops_engine: flux repo")
     assert V.check_engine_purity(builds, None) == []
-    assert "neither flux nor argocd" in V.check_engine_purity(builds, "argo")[0][1].message
+    assert "neither flux nor argocd" in V.check_engine_purity(builds, "argo")[0].message
 
 
 @needs_kubectl

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import update
 from airflow_gitops import facts
-from airflow_gitops.validate.pins import deployed_versions
+from airflow_gitops.values import deployed_versions
 
 Version = tuple[int, ...]
 

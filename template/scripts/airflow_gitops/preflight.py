@@ -26,8 +26,8 @@ from typing import TextIO
 import yaml
 
 from airflow_gitops import facts
-from airflow_gitops.validate.build import find_kubectl
-from airflow_gitops.validate.objects import Loader
+from airflow_gitops.build import find_kubectl
+from airflow_gitops.objects import Loader
 
 EXIT_OK, EXIT_FAILED, EXIT_CANNOT_CHECK = 0, 1, 2
 FAILED = ("MISSING", "TOO OLD")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from airflow_gitops.validate.report import Issue
+from airflow_gitops.validate.report import ERROR, INFO, Issue
 
 DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")  # Prometheus' duration grammar
 
@@ -56,9 +56,9 @@ def check_prometheus_rules(objs: list[dict]) -> list[Issue]:
     if not rules:
         return []
     promtool = shutil.which("promtool")
-    issues = [Issue("ERROR", ref_of(o), p) for o in rules for p in shape_problems(o)]
+    issues = [Issue(ERROR, ref_of(o), p) for o in rules for p in shape_problems(o)]
     if promtool:
-        issues += [Issue("ERROR", ref_of(o), p) for o in rules for p in promtool_problems(o, promtool)]
+        issues += [Issue(ERROR, ref_of(o), p) for o in rules for p in promtool_problems(o, promtool)]
     else:
-        issues.append(Issue("INFO", "", "PrometheusRule expressions not parsed: install promtool (package prometheus)"))
+        issues.append(Issue(INFO, "", "PrometheusRule expressions not parsed: install promtool (package prometheus)"))
     return issues

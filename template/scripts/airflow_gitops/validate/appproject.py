@@ -9,8 +9,8 @@ import fnmatch
 import re
 from typing import Any
 
-from airflow_gitops.validate.objects import CLUSTER_SCOPED, dig, find, ns_of, ref
-from airflow_gitops.validate.report import Issue
+from airflow_gitops.objects import CLUSTER_SCOPED, dig, find, ns_of, ref
+from airflow_gitops.validate.report import ERROR, WARN, Issue, about
 
 SCP_URL = re.compile(r"^([\w.-]+@[\w.-]+):(?!//)(.*)$")  # git@host:org/repo
 
@@ -74,12 +74,12 @@ def _dest_str(dest: dict, namespace: str) -> str:
 def check_app_project(proj: dict) -> list[Issue]:
     """There is no AppProject schema: its load-bearing fields are checked here."""
     spec = proj.get("spec") or {}
-    issues = [Issue("ERROR", ref(proj), f"spec.{key} must be a non-empty list (Argo CD denies everything "
+    issues = [Issue(ERROR, ref(proj), f"spec.{key} must be a non-empty list (Argo CD denies everything "
                     "without it)") for key in ("sourceRepos", "destinations")
               if not isinstance(spec.get(key), list) or not spec[key]]
     for i, dest in enumerate(spec.get("destinations") or []):
         if not isinstance(dest, dict) or not (dest.get("server") or dest.get("name")):
-            issues.append(Issue("ERROR", ref(proj), f"spec.destinations[{i}] needs server or name"))
+            issues.append(Issue(ERROR, ref(proj), f"spec.destinations[{i}] needs server or name"))
     return issues
 
 
@@ -92,14 +92,13 @@ def check_project_limits(app: dict, sources: list[tuple[str, dict]], objs: list[
         return []  # required by the Application schema
     project = find(objs, "AppProject", str(name), ns_of(app))
     if project is None and name == "default":
-        return [Issue("WARN", ref(app), "spec.project 'default' allows every source, destination and "
+        return [Issue(WARN, ref(app), "spec.project 'default' allows every source, destination and "
                       "cluster-scoped kind: use a dedicated AppProject")]
     if project is None:
-        return [Issue("ERROR", ref(app), f"spec.project {name!r}: no AppProject {name} in namespace "
+        return [Issue(ERROR, ref(app), f"spec.project {name!r}: no AppProject {name} in namespace "
                       f"{ns_of(app)} in this build")]
     pspec = project.get("spec") or {}
-    found = _source_and_destination_rules(app, sources, str(name), pspec)
-    issues = [Issue(level, ref(app), msg) for level, msg in found]
+    issues = about(_source_and_destination_rules(app, sources, str(name), pspec), ref(app))
     namespace = str(dig(app, "spec.destination.namespace") or "")
     for path, objects in deployed:
         issues += _deployed_rules(app, path, objects or [], pspec, namespace)
@@ -107,23 +106,25 @@ def check_project_limits(app: dict, sources: list[tuple[str, dict]], objs: list[
 
 
 def _source_and_destination_rules(app: dict, sources: list[tuple[str, dict]], name: str,
-                                  pspec: dict) -> list[tuple[str, str]]:
+                                  pspec: dict) -> list[Issue]:
     found = []
     repos = [str(p) for p in pspec.get("sourceRepos") or []]
     normalized = [("!" if p.startswith("!") else "") + _norm_url(p.removeprefix("!")) for p in repos]
     for label, src in sources:
         if not _permitted(_norm_url(str(src.get("repoURL", ""))), normalized, "/"):
-            found.append(("ERROR", f"{label}: repoURL {src.get('repoURL')!r} is not in AppProject {name} sourceRepos "
+            found.append(Issue(ERROR, "", f"{label}: repoURL {src.get('repoURL')!r} is not in AppProject {name} "
+                               f"sourceRepos "
                           f"({', '.join(repos) or 'none'})"))
     dest = dig(app, "spec.destination") or {}
     namespace = str(dest.get("namespace") or "")
     if not _destination_permitted(dest, namespace, pspec.get("destinations") or []):
-        found.append(("ERROR", f"destination {_dest_str(dest, namespace)} is not allowed by AppProject {name} "
+        found.append(Issue(ERROR, "", f"destination {_dest_str(dest, namespace)} is not allowed by AppProject {name} "
                       "destinations"))
     whitelist = pspec.get("clusterResourceWhitelist") or []
     if any(s.get("chart") == "airflow" for _, s in sources) and any(
             isinstance(e, dict) and e.get("kind") == "*" for e in whitelist):
-        found.append(("WARN", f"AppProject {name} clusterResourceWhitelist allows every cluster-scoped kind (`*`) "
+        found.append(Issue(WARN, "", f"AppProject {name} clusterResourceWhitelist allows every cluster-scoped "
+                                     "kind (`*`) "
                       "for the airflow chart: list only what it deploys (Namespace, PersistentVolume)"))
     return found
 
@@ -144,13 +145,13 @@ def _deployed_rules(app: dict, path: str, objs: list[dict], pspec: dict, namespa
     for group, kind, cluster_scoped in sorted(kinds):
         if not _kind_permitted(group, kind, pspec, cluster_scoped):
             scope = "clusterResource" if cluster_scoped else "namespaceResource"
-            issues.append(Issue("ERROR", ref(app), f"{path} deploys {kind} ({group or 'core'}), not permitted by "
+            issues.append(Issue(ERROR, ref(app), f"{path} deploys {kind} ({group or 'core'}), not permitted by "
                                 f"AppProject {project} {scope}Whitelist/Blacklist"))
     for ns in sorted(namespaces - {namespace}):
         if not ns:
-            issues.append(Issue("ERROR", ref(app), f"{path} deploys namespaced objects without a namespace and "
+            issues.append(Issue(ERROR, ref(app), f"{path} deploys namespaced objects without a namespace and "
                                 "the destination has none"))
         elif not _destination_permitted(dest, ns, pspec.get("destinations") or []):
-            issues.append(Issue("ERROR", ref(app), f"{path} deploys into namespace {ns!r}, not allowed by "
+            issues.append(Issue(ERROR, ref(app), f"{path} deploys into namespace {ns!r}, not allowed by "
                                 f"AppProject {project} destinations"))
     return issues

@@ -6,26 +6,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from airflow_gitops.build import kustomization_file
 from airflow_gitops.facts import ANSWERS_FILE, DNS1123_LABEL, EXACT_VERSION
+from airflow_gitops.objects import dig, engine_of, load_answers, ref
 from airflow_gitops.validate.appproject import check_app_project, check_project_limits
-from airflow_gitops.validate.build import kustomization_file
-from airflow_gitops.validate.chart import CHART, effective_values, unknown_key_messages
-from airflow_gitops.validate.objects import dig, engine_of, load_answers, ref
-from airflow_gitops.validate.official import official_rules
-from airflow_gitops.validate.policy import check_airflow_values, check_value_refs
-from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import VALUES_REF, argo_sources, argo_values, chart_flavor, source_refs
+from airflow_gitops.validate.community import CHART
+from airflow_gitops.validate.flavors import AirflowRelease, values_rules
+from airflow_gitops.validate.report import ERROR, WARN, Issue, about, errors
+from airflow_gitops.values import VALUES_REF, argo_sources, argo_values, chart_flavor, source_refs
 
 HELM_RELEASE_NAME_MAX = 53  # Helm's own limit (the airflow chart's is lower, checked with the values)
 Builds = dict[str, list[dict]]
 
 
 def check_argo_applications(builds: Builds, repo: Path, chart_defaults: dict | None = None,
-                            chart_keys: dict | None = None) -> list[tuple[str, Issue]]:
+                            chart_keys: dict | None = None) -> list[Issue]:
     """AppProjects and Applications of every build, against the repo files and answers."""
     answers = load_answers(repo)
     chart_keys = chart_keys if chart_keys is not None else chart_defaults
-    issues: list[tuple[str, Issue]] = []
+    issues: list[Issue] = []
     for build, objs in builds.items():
         found: list[Issue] = []
         for obj in (o for o in objs if engine_of(o) == "argocd"):
@@ -38,7 +37,7 @@ def check_argo_applications(builds: Builds, repo: Path, chart_defaults: dict | N
                 found += _argo_answer_rules(obj, sources, answers)
                 found += check_project_limits(obj, sources, objs, deployed(sources, builds))
                 found += _argo_airflow_values(obj, sources, repo, builds, chart_defaults, chart_keys)
-        issues += [(build, issue) for issue in found]
+        issues += [issue.at(build) for issue in found]
     return issues
 
 
@@ -49,7 +48,7 @@ def _retry_rules(app: dict) -> list[Issue]:
     retry = dig(app, "spec.syncPolicy.retry") or {}
     if not retry or retry.get("limit", 0) == 0 or retry.get("refresh") is True:
         return []
-    return [Issue("ERROR", ref(app), "spec.syncPolicy.retry: retries re-sync the revision the sync started with, so "
+    return [Issue(ERROR, ref(app), "spec.syncPolicy.retry: retries re-sync the revision the sync started with, so "
                   "a commit pushed meanwhile (the sealed secrets) is never taken: set retry.refresh: true")]
 
 
@@ -68,21 +67,20 @@ def deployed(sources: list[tuple[str, dict]], builds: Builds) -> list[tuple[str,
 
 def _argo_source_rules(app: dict, sources: list[tuple[str, dict]], repo: Path) -> list[Issue]:
     spec = app.get("spec") or {}
-    found: list[tuple[str, str]] = []
+    found: list[Issue] = []
     if spec.get("sources") and spec.get("source"):
-        found.append(("ERROR", "spec.source and spec.sources are both set: Argo CD ignores spec.source"))
+        found += errors(["spec.source and spec.sources are both set: Argo CD ignores spec.source"])
     if not sources:
-        found.append(("ERROR", "neither spec.source nor spec.sources is set"))
+        found += errors(["neither spec.source nor spec.sources is set"])
     refs = source_refs(sources)
     for label, src in sources:
-        found += [("ERROR", msg) for msg in _chart_source_rules(label, src)]
-        found += [(level, msg) for level, msg in _release_rules(app, label, src)]
-        found += [("ERROR", msg) for msg in _path_rules(label, src, repo)]
+        found += errors(_chart_source_rules(label, src))
+        found += _release_rules(app, label, src)
+        found += errors(_path_rules(label, src, repo))
         for i, entry in enumerate(dig(src, "helm.valueFiles") or []):
-            level, msg = _value_file_problem(str(entry), src, refs, repo)
-            if msg:
-                found.append((level, f"{label}: helm.valueFiles[{i}] {entry!r}: {msg}"))
-    return [Issue(level, ref(app), msg) for level, msg in found]
+            found += about(_value_file_problem(str(entry), src, refs, repo), "", f"{label}: helm.valueFiles[{i}] "
+                                                                                f"{entry!r}: ")
+    return about(found, ref(app))
 
 
 def _chart_source_rules(label: str, src: dict) -> list[str]:
@@ -99,21 +97,21 @@ def _chart_source_rules(label: str, src: dict) -> list[str]:
     return errors
 
 
-def _release_rules(app: dict, label: str, src: dict) -> list[tuple[str, str]]:
+def _release_rules(app: dict, label: str, src: dict) -> list[Issue]:
     chart = src.get("chart")
     if not chart:
         return []
     release = dig(src, "helm.releaseName")
-    found = []
+    found: list[Issue] = []
     if not release and chart == "airflow":
-        found.append(("ERROR", f"{label}: helm.releaseName must be set (default is the Application name "
+        found.append(Issue(ERROR, "", f"{label}: helm.releaseName must be set (default is the Application name "
                       f"{dig(app, 'metadata.name')!r}, which counts against the chart's "
                       f"{CHART.release_name_max}-character limit)"))
     release = str(release or dig(app, "metadata.name", ""))
     if not DNS1123_LABEL.match(release):
-        found.append(("ERROR", f"{label}: helm.releaseName {release!r} is not a DNS-1123 label"))
+        found.append(Issue(ERROR, "", f"{label}: helm.releaseName {release!r} is not a DNS-1123 label"))
     elif chart != "airflow" and len(release) > HELM_RELEASE_NAME_MAX:
-        found.append(("ERROR", f"{label}: helm.releaseName {release!r} is longer than {HELM_RELEASE_NAME_MAX} "
+        found.append(Issue(ERROR, "", f"{label}: helm.releaseName {release!r} is longer than {HELM_RELEASE_NAME_MAX} "
                       "characters"))
     return found
 
@@ -131,28 +129,29 @@ def _path_rules(label: str, src: dict, repo: Path) -> list[str]:
     return []
 
 
-def _value_file_problem(entry: str, src: dict, refs: set[str], repo: Path) -> tuple[str, str | None]:
-    """(level, problem) of one helm.valueFiles entry; problem None when it resolves."""
+def _value_file_problem(entry: str, src: dict, refs: set[str], repo: Path) -> list[Issue]:
+    """The problem of one helm.valueFiles entry, if it does not resolve."""
     match = VALUES_REF.match(entry)
     if match:
         name, rel = match.groups()
         if name not in refs:
-            return "ERROR", f"no source has `ref: {name}`"
+            return [Issue(ERROR, "", f"no source has `ref: {name}`")]
         target = (repo / rel).resolve()
         if not target.is_relative_to(repo.resolve()):
-            return "ERROR", "escapes the repository"
+            return [Issue(ERROR, "", "escapes the repository")]
         if not target.is_file():
-            level = "WARN" if dig(src, "helm.ignoreMissingValueFiles") else "ERROR"
-            return level, f"{rel!r} does not exist in the repo (`${name}/` paths start at the repo root)"
-        return "", None
+            level = WARN if dig(src, "helm.ignoreMissingValueFiles") else ERROR
+            return [Issue(level, "", f"{rel!r} does not exist in the repo (`${name}/` paths start at the repo root)")]
+        return []
     if "$" in entry:
-        return "ERROR", "`$<ref>/` is only expanded at the start of the path"
+        return [Issue(ERROR, "", "`$<ref>/` is only expanded at the start of the path")]
     if src.get("chart"):
-        return "WARN", "a relative value file resolves inside the chart (use `$values/<path from the repo root>`)"
+        return [Issue(WARN, "", "a relative value file resolves inside the chart "
+                                "(use `$values/<path from the repo root>`)")]
     path = source_path(src)
     if path is not None and (repo / path).is_dir() and not (repo / path / entry).is_file():
-        return "ERROR", f"not found in {path}"
-    return "", None
+        return [Issue(ERROR, "", f"not found in {path}")]
+    return []
 
 
 def _argo_answer_rules(app: dict, sources: list[tuple[str, dict]], answers: dict) -> list[Issue]:
@@ -164,66 +163,32 @@ def _argo_answer_rules(app: dict, sources: list[tuple[str, dict]], answers: dict
         for key, answer in (("repoURL", "git_repo_url"), ("targetRevision", "git_revision")):
             want, have = answers.get(answer), src.get(key)
             if want and str(have or "") != str(want):
-                issues.append(Issue("ERROR", ref(app), f"{label}: {key} {have or 'unset = HEAD'!r} != {answer} "
+                issues.append(Issue(ERROR, ref(app), f"{label}: {key} {have or 'unset = HEAD'!r} != {answer} "
                                     f"{want!r} in {ANSWERS_FILE}"))
     return issues
 
 
-def argo_chart_rules(values: dict, defaults: dict | None = None) -> list[tuple[str, str]]:
-    """(level, message): the chart's Helm-hook Jobs under Argo CD, which runs hooks as sync phases
-    and never bumps .Release.Revision (https://argo-cd.readthedocs.io/en/stable/user-guide/helm/#helm-hooks;
-    https://github.com/airflow-helm/charts/blob/airflow-8.9.0/charts/airflow/docs/faq/dags/airflow-connections.md)."""
-    v = effective_values(values, defaults)
-    found = []
-    if dig(v, "airflow.connectionsUpdate") is False:
-        found.append(("ERROR", "`airflow.connectionsUpdate` must be true under Argo CD (chart docs): false "
-                      "renders the sync-connections Helm-hook Job"))
-    hooks = sorted(k for k, val in (dig(v, "airflow") or {}).items()
-                   if k.endswith("Update") and k != "connectionsUpdate" and val is False)
-    found += [("WARN", f"`airflow.{k}=false` renders a Helm-hook Job: Argo CD runs hooks as sync phases and "
-               "never bumps .Release.Revision (keep the default true)") for k in hooks]
-    if dig(v, "airflow.dbMigrations.runAsJob"):
-        found.append(("WARN", "`airflow.dbMigrations.runAsJob=true` renders the migrations as a Helm-hook Job "
-                      "(immutability errors under Argo CD; keep the Deployment)"))
-    return found
-
-
 def _argo_airflow_values(app: dict, sources: list[tuple[str, dict]], repo: Path, builds: Builds,
                          chart_defaults: dict | None, chart_keys: dict | None = None) -> list[Issue]:
-    found: list[tuple[str, str]] = []
+    found: list[Issue] = []
     refs = source_refs(sources)
     for label, src in (x for x in sources if x[1].get("chart") == "airflow"):
-        values, errors = argo_values(src, refs, repo)
-        found += [("ERROR", f"{label}: {msg}") for msg in errors]
-        if values is None or errors:
+        values, value_errors = argo_values(src, refs, repo)
+        found += errors(f"{label}: {msg}" for msg in value_errors)
+        if values is None or value_errors:
             continue  # partial values would only add noise to the real problem
-        release = str(dig(src, "helm.releaseName") or dig(app, "metadata.name", ""))
-        if chart_flavor(src.get("chart"), src.get("targetRevision"), src.get("repoURL")) == "official":
-            found += _argo_official(app, values, str(src.get("targetRevision")), sources, repo, builds, release)
-            continue
-        found += [("ERROR", f"values: {msg}") for msg in check_airflow_values(values, release, chart_defaults)]
-        found += [(level, f"values: {msg}") for level, msg in argo_chart_rules(values, chart_defaults)]
-        found += [("ERROR", msg) for msg in unknown_key_messages(values, chart_keys)]
-        found += _argo_value_refs(app, values, sources, builds)
-    return [Issue(level, ref(app), msg) for level, msg in found]
+        context, unbuilt = _deployed_context(sources, builds)
+        found += values_rules(AirflowRelease(
+            values, chart_flavor(src.get("chart"), src.get("targetRevision"), src.get("repoURL")),
+            str(src.get("targetRevision")), str(dig(src, "helm.releaseName") or dig(app, "metadata.name", "")),
+            dig(app, "spec.destination.namespace"), context, unbuilt, "argocd", repo, chart_defaults, chart_keys))
+    return about(found, ref(app))
 
 
-def _argo_official(app: dict, values: dict, version: str, sources: list[tuple[str, dict]], repo: Path,
-                   builds: Builds, release: str) -> list[tuple[str, str]]:
-    sources_deployed = deployed(sources, builds)
-    built = [o for _, objs in sources_deployed for o in objs or []] if sources_deployed and all(
-        objs is not None for _, objs in sources_deployed) else None
-    return [(level, f"values: {msg}") for level, msg in official_rules(
-        values, version, repo, dig(app, "spec.destination.namespace"), built, release)]
-
-
-def _argo_value_refs(app: dict, values: dict, sources: list[tuple[str, dict]], builds: Builds) -> list[tuple[str, str]]:
-    """The Secrets and claims the values name, in what the Application's path sources deploy."""
+def _deployed_context(sources: list[tuple[str, dict]], builds: Builds) -> tuple[list[dict] | None, str]:
+    """(what the Application's path sources deploy, or None with why: some are not built, or none has a path)."""
     sources_deployed = deployed(sources, builds)
     unbuilt = [p for p, objs in sources_deployed if objs is None]
     if not sources_deployed or unbuilt:
-        why = f"{', '.join(unbuilt)} not built" if unbuilt else "no git source with a path deploys them"
-        return [("INFO", f"values: Secret/PVC references not checked ({why})")]
-    namespace = dig(app, "spec.destination.namespace")
-    objs = [o for _, built in sources_deployed for o in built or []]
-    return [("ERROR", f"values: {msg}") for msg in check_value_refs(values, namespace, objs)]
+        return None, f"{', '.join(unbuilt)} not built" if unbuilt else "no git source with a path deploys them"
+    return [o for _, built in sources_deployed for o in built or []], ""

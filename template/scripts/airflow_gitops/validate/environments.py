@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from airflow_gitops.facts import ANSWERS_FILE, GITOPS_ENGINES
-from airflow_gitops.validate.objects import CLUSTER_SCOPED, dig, engine_of, ns_of, ref
-from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import release_values, remote_log_folder
+from airflow_gitops.objects import CLUSTER_SCOPED, dig, engine_of, ns_of, ref
+from airflow_gitops.validate.report import ERROR, Issue
+from airflow_gitops.values import release_values, remote_log_folder
 
 
 def check_namespace(objs: list[dict]) -> list[Issue]:
@@ -17,9 +17,9 @@ def check_namespace(objs: list[dict]) -> list[Issue]:
     used = sorted({str(ns_of(o)) for o in objs if o.get("kind") not in CLUSTER_SCOPED})
     declared = [dig(o, "metadata.name") for o in objs if o.get("kind") == "Namespace"]
     if len(used) != 1:
-        return [Issue("ERROR", "", f"namespaced objects span {len(used)} namespaces ({', '.join(used)}); expected one")]
+        return [Issue(ERROR, "", f"namespaced objects span {len(used)} namespaces ({', '.join(used)}); expected one")]
     if declared != used:
-        return [Issue("ERROR", "", f"expected exactly one Namespace {used[0]!r}, found {declared or 'none'}")]
+        return [Issue(ERROR, "", f"expected exactly one Namespace {used[0]!r}, found {declared or 'none'}")]
     return []
 
 
@@ -33,7 +33,7 @@ def clusters_of(repo: Path | None, builds: dict[str, list[dict]]) -> dict[str, s
     return found
 
 
-def check_environments(builds: dict[str, list[dict]], repo: Path | None = None) -> list[tuple[str, Issue]]:
+def check_environments(builds: dict[str, list[dict]], repo: Path | None = None) -> list[Issue]:
     """Environments on one cluster (clusters/<cluster>/<env>/) must not share a namespace: they would
     share the Helm release, the DAG volume and the Secrets. Nor may two share an S3 log folder."""
     cluster_of = clusters_of(repo, builds)
@@ -48,31 +48,31 @@ def check_environments(builds: dict[str, list[dict]], repo: Path | None = None) 
         for ns in sorted({ns_of(o) for o in objs if ns_of(o)}):
             key = (cluster_of.get(env, "?"), ns)
             if key in seen_ns:
-                found.append((name, Issue("ERROR", "", f"namespace {ns!r} is also environment {seen_ns[key]!r}'s on "
+                found.append(Issue(ERROR, "", f"namespace {ns!r} is also environment {seen_ns[key]!r}'s on "
                               f"cluster {key[0]!r}: the two would share the release, the DAG volume and the "
-                              "Secrets")))
+                              "Secrets").at(name))
             seen_ns.setdefault(key, env)
         folder = remote_log_folder(release_values(objs) or {})
         if folder:
-            found += [(name, issue) for issue in _log_folder_overlaps(str(folder).rstrip("/"), seen_logs)]
+            found += [issue.at(name) for issue in _log_folder_overlaps(str(folder).rstrip("/"), seen_logs)]
             seen_logs[str(folder).rstrip("/")] = env
     return found
 
 
 def _log_folder_overlaps(folder: str, seen: dict[str, str]) -> list[Issue]:
-    return [Issue("ERROR", "", f"remote log folder {folder} overlaps environment {other!r}'s {other_folder}: "
+    return [Issue(ERROR, "", f"remote log folder {folder} overlaps environment {other!r}'s {other_folder}: "
                   "their task logs would mix")
             for other_folder, other in seen.items()
             if folder == other_folder or folder.startswith(other_folder + "/") or other_folder.startswith(folder + "/")]
 
 
-def check_cluster_scoped(builds: dict[str, list[dict]], repo: Path | None = None) -> list[tuple[str, Issue]]:
+def check_cluster_scoped(builds: dict[str, list[dict]], repo: Path | None = None) -> list[Issue]:
     """The same cluster-scoped object from two builds must be identical, or two envs
     sharing a cluster would overwrite (and prune) each other's copy. Environments on different
     clusters never meet; a build of no environment (infrastructure/) goes to every cluster."""
     cluster_of = clusters_of(repo, builds)
     seen: dict[tuple[str, str, str], tuple[str, dict]] = {}
-    issues: list[tuple[str, Issue]] = []
+    issues: list[Issue] = []
     for build, objs in builds.items():
         parts = Path(build).parts
         env = parts[2] if len(parts) >= 3 and parts[:2] == ("deploy", "overlays") else None
@@ -81,12 +81,12 @@ def check_cluster_scoped(builds: dict[str, list[dict]], repo: Path | None = None
             key = (cluster, str(obj.get("kind")), str(dig(obj, "metadata.name")))
             first = seen.setdefault(key, (build, obj))
             if first[0] != build and first[1] != obj:
-                issues.append((build, Issue("ERROR", ref(obj), f"cluster-scoped object differs from the one "
-                                            f"built by {first[0]} (two envs would fight over it)")))
+                issues.append(Issue(ERROR, ref(obj), f"cluster-scoped object differs from the one "
+                                            f"built by {first[0]} (two envs would fight over it)").at(build))
     return issues
 
 
-def check_engine_purity(builds: dict[str, list[dict]], engine: str | None) -> list[tuple[str, Issue]]:
+def check_engine_purity(builds: dict[str, list[dict]], engine: str | None) -> list[Issue]:
     """One engine per repo: the other engine's objects would never reconcile without its controllers
     and CRDs (Argo CD can apply a HelmRelease, https://argo-cd.readthedocs.io/en/stable/operator-manual/health/,
     but only helm-controller installs it)."""
@@ -94,7 +94,7 @@ def check_engine_purity(builds: dict[str, list[dict]], engine: str | None) -> li
         return []
     if engine not in GITOPS_ENGINES:
         known = " nor ".join(GITOPS_ENGINES)
-        return [(ANSWERS_FILE, Issue("ERROR", "", f"gitops_engine {engine!r} is neither {known}"))]
-    return [(build, Issue("ERROR", ref(obj), f"{GITOPS_ENGINES[other]} object in a gitops_engine: {engine} repo "
-                          f"(nothing reconciles it without the {GITOPS_ENGINES[other]} controllers)"))
+        return [Issue(ERROR, "", f"gitops_engine {engine!r} is neither {known}").at(ANSWERS_FILE)]
+    return [Issue(ERROR, ref(obj), f"{GITOPS_ENGINES[other]} object in a gitops_engine: {engine} repo "
+                          f"(nothing reconciles it without the {GITOPS_ENGINES[other]} controllers)").at(build)
             for build, objs in builds.items() for obj in objs if (other := engine_of(obj)) not in (None, engine)]

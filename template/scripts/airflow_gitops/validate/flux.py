@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from airflow_gitops.build import kustomization_file
 from airflow_gitops.facts import DNS1123_LABEL, EXACT_VERSION, FLUX_UPGRADE_STRATEGY
-from airflow_gitops.validate.build import kustomization_file
-from airflow_gitops.validate.chart import unknown_key_messages
-from airflow_gitops.validate.objects import dig, find, ns_of, ref
-from airflow_gitops.validate.official import official_rules
-from airflow_gitops.validate.policy import check_airflow_values, check_value_refs
-from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import chart_flavor, helm_values
+from airflow_gitops.objects import dig, find, ns_of, ref
+from airflow_gitops.validate.flavors import AirflowRelease, values_rules
+from airflow_gitops.validate.report import WARN, Issue, about, errors
+from airflow_gitops.values import chart_flavor, helm_values
 
 BOOTSTRAP_SOURCE = ("GitRepository", "flux-system")  # made by `flux bootstrap`, not by this repo
 
@@ -28,36 +26,30 @@ def check_helmreleases(objs: list[dict], chart_defaults: dict | None = None,
     context = context if context is not None else objs
     issues: list[Issue] = []
     for hr in (o for o in objs if o.get("kind") == "HelmRelease"):
-        issues += [Issue(level, ref(hr), msg) for level, msg in _release_rules(hr, objs, chart_defaults,
-                                                                                chart_keys, context, repo)]
+        issues += about(_release_rules(hr, objs, chart_defaults, chart_keys, context, repo), ref(hr))
     return issues
 
 
 def _release_rules(hr: dict, objs: list[dict], chart_defaults: dict | None, chart_keys: dict | None,
-                   context: list[dict], repo: Path | None = None) -> list[tuple[str, str]]:
-    """(level, message) of one HelmRelease."""
+                   context: list[dict], repo: Path | None = None) -> list[Issue]:
+    """The issues of one HelmRelease."""
     spec = hr.get("spec") or {}
     chart = dig(spec, "chart.spec") or {}
-    found = [("ERROR", msg) for msg in _chart_source_rules(hr, chart, objs)]
+    found = errors(_chart_source_rules(hr, chart, objs))
     release, problems = _release_name(hr, spec)
     is_airflow = chart.get("chart") == "airflow"
     if not is_airflow and len(release) > 40:
         problems.append(f"spec.releaseName {release!r} is longer than 40 characters")
-    found += [("ERROR", msg) for msg in problems]
+    found += errors(problems)
     if is_airflow:
-        found += [("ERROR", msg) for msg in _upgrade_rules(spec)]
-    values, errors, warnings = helm_values(hr, objs)
-    found += [("ERROR", msg) for msg in errors] + [("WARN", msg) for msg in warnings]
-    if not is_airflow or errors or warnings:
+        found += errors(_upgrade_rules(spec))
+    values, value_errors, warnings = helm_values(hr, objs)
+    found += errors(value_errors) + [Issue(WARN, "", msg) for msg in warnings]
+    if not is_airflow or value_errors or warnings:
         return found  # partial values would only add noise to the real problem
-    namespace = spec.get("targetNamespace") or ns_of(hr)
-    if chart_flavor(chart.get("chart"), chart.get("version")) == "official":
-        return found + [(level, f"values: {msg}") for level, msg in official_rules(
-            values, str(chart.get("version")), repo, namespace, context, release)]
-    messages = [f"values: {msg}" for msg in check_airflow_values(values, release, chart_defaults)]
-    messages += unknown_key_messages(values, chart_keys)
-    messages += [f"values: {msg}" for msg in check_value_refs(values, namespace, context)]
-    return found + [("ERROR", msg) for msg in messages]
+    return found + values_rules(AirflowRelease(
+        values, chart_flavor(chart.get("chart"), chart.get("version")), str(chart.get("version")), release,
+        spec.get("targetNamespace") or ns_of(hr), context, "", "flux", repo, chart_defaults, chart_keys))
 
 
 def _chart_source_rules(hr: dict, chart: dict, objs: list[dict]) -> list[str]:
@@ -109,8 +101,7 @@ def check_flux_kustomizations(objs: list[dict], repo: Path, generated_dirs: set[
     for ks in objs:
         if ks.get("kind") != "Kustomization" or not str(ks.get("apiVersion", "")).startswith("kustomize.toolkit"):
             continue
-        errors = _kustomization_rules(ks, objs, repo, generated_dirs or set())
-        issues += [Issue("ERROR", ref(ks), msg) for msg in errors]
+        issues += errors(_kustomization_rules(ks, objs, repo, generated_dirs or set()), ref(ks))
     return issues
 
 

@@ -33,9 +33,9 @@ from airflow_gitops.facts import (
     S3_LOGS_POLICY,
     aws_partition,
 )
-from airflow_gitops.validate.objects import dig
-from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import Deployed
+from airflow_gitops.objects import dig
+from airflow_gitops.validate.report import ERROR, INFO, WARN, Issue
+from airflow_gitops.values import Deployed
 
 S3_URL = re.compile(r"^s3://([^/]+)/?(.*?)/?$")
 ROLE_ACCOUNT = re.compile(r"^arn:aws[a-zA-Z-]*:iam::([0-9]{12}):role/")
@@ -43,71 +43,72 @@ LIST_REQUEST_KEYS = ("s3:prefix", "s3:delimiter", "s3:max-keys")  # in a ListObj
 TAG = "aws:RequestTag/"  # the session tags EKS Pod Identity passes, as the trust policy names them
 
 
-def check_iam(repo: Path, deployed: dict[str, Deployed]) -> list[tuple[str, Issue]]:
-    found: list[tuple[str, Issue]] = []
+def check_iam(repo: Path, deployed: dict[str, Deployed]) -> list[Issue]:
+    found: list[Issue] = []
     roles: dict[str, str] = {}
     for env, release in sorted(deployed.items()):
         role = release.irsa_role
         if role and role in roles:
-            found.append((f"deploy/overlays/{env}", Issue("ERROR", "", f"IRSA role {role} is also environment "
+            found.append(Issue(ERROR, "", f"IRSA role {role} is also environment "
                           f"{roles[role]!r}'s: one role has one trust policy and one log policy, so creating "
-                          "this environment's would replace the other's (give each environment its own role)")))
+                          "this environment's would replace the other's (give each environment its own role)",
+                               f"deploy/overlays/{env}"))
         if role:
             roles.setdefault(role, env)
         if len(set(release.irsa_roles)) > 1:
             pairs = ", ".join(f"{sa}: {r or 'none'}"
                               for sa, r in zip(release.service_accounts, release.irsa_roles, strict=True))
-            found.append((f"deploy/overlays/{env}", Issue("ERROR", "", f"the ServiceAccounts that use the log role "
-                          f"must carry the same {IRSA_ROLE_ANNOTATION} ({pairs})")))
+            found.append(Issue(ERROR, "", f"the ServiceAccounts that use the log role "
+                          f"must carry the same {IRSA_ROLE_ANNOTATION} ({pairs})").at(f"deploy/overlays/{env}"))
         folder = repo / "deploy/overlays" / env / IAM_DIR
         where = str(folder.relative_to(repo))
         policy = _load(folder / S3_LOGS_POLICY, found, where)
         if policy is not None:
-            found += [(where, i) for i in _check_policy(policy, release)]
+            found += [i.at(where) for i in _check_policy(policy, release)]
         pod_identity = _load(folder / POD_IDENTITY_TRUST_POLICY, found, where, optional=True)
         trust = _load(folder / IRSA_TRUST_POLICY, found, where, optional=True)
         if pod_identity is not None:
-            found += [(where, i) for i in _check_pod_identity(pod_identity, release)]
+            found += [i.at(where) for i in _check_pod_identity(pod_identity, release)]
             associations = _load(folder / POD_IDENTITY_ASSOCIATIONS, found, where, optional=True)
             if associations is None and not (folder / POD_IDENTITY_ASSOCIATIONS).is_file():
-                found.append((where, Issue("INFO", POD_IDENTITY_ASSOCIATIONS, "not in the repo: the role's Pod "
-                                           "Identity associations are not checked (managed elsewhere?)")))
+                found.append(Issue(INFO, POD_IDENTITY_ASSOCIATIONS, "not in the repo: the role's Pod "
+                                           "Identity associations are not checked (managed elsewhere?)").at(where))
             elif associations is not None:
                 issues, role = _check_associations(associations, pod_identity, release)
-                found += [(where, i) for i in issues]
+                found += [i.at(where) for i in issues]
                 if role in roles:
-                    found.append((where, Issue("ERROR", POD_IDENTITY_ASSOCIATIONS, f"role {role} is also "
+                    found.append(Issue(ERROR, POD_IDENTITY_ASSOCIATIONS, f"role {role} is also "
                                   f"environment {roles[role]!r}'s: one role has one trust policy and one log "
-                                  "policy (give each environment its own role)")))
+                                  "policy (give each environment its own role)").at(where))
                 elif role:
                     roles[role] = env
         if trust is not None:
-            found += [(where, i) for i in _check_trust(trust, release)]
+            found += [i.at(where) for i in _check_trust(trust, release)]
         elif pod_identity is None and policy is not None and not (folder / IRSA_TRUST_POLICY).is_file():
-            found.append((where, Issue("INFO", IRSA_TRUST_POLICY, "not generated: answer eks_oidc_issuer to get "
-                                       "the IRSA trust policy for this environment's role")))
+            found.append(Issue(INFO, IRSA_TRUST_POLICY, "not generated: answer eks_oidc_issuer to get "
+                                       "the IRSA trust policy for this environment's role").at(where))
     return found
 
 
-def _load(path: Path, found: list[tuple[str, Issue]], where: str, optional: bool = False) -> Any:
+def _load(path: Path, found: list[Issue], where: str, optional: bool = False) -> Any:
     if not path.is_file():
         if not optional:
-            found.append((where, Issue("INFO", path.name, "not in the repo: the IRSA role's permissions are not "
-                                       "checked (managed elsewhere?)")))
+            found.append(Issue(INFO, path.name, "not in the repo: the IRSA role's permissions are not "
+                                       "checked (managed elsewhere?)").at(where))
         return None
     try:
         return json.loads(path.read_text())
     except ValueError as exc:
-        found.append((where, Issue("ERROR", path.name, f"not valid JSON: {exc}")))
+        found.append(Issue(ERROR, path.name, f"not valid JSON: {exc}").at(where))
         return None
 
 
 def _check_policy(policy: Any, release: Deployed) -> list[Issue]:
-    issues = [Issue("ERROR", S3_LOGS_POLICY, message) for message in lint(policy)]
+    issues = [Issue(ERROR, S3_LOGS_POLICY, message) for message in lint(policy)]
     folder = release.log_folder
     match = S3_URL.match(folder)
     if not match:
-        return [*issues, Issue("WARN", S3_LOGS_POLICY, f"no s3:// remote log folder in the values ({folder!r}): "
+        return [*issues, Issue(WARN, S3_LOGS_POLICY, f"no s3:// remote log folder in the values ({folder!r}): "
                                "cannot check the policy's resources")]
     bucket, prefix = match.group(1), match.group(2)
     s3 = f"arn:{aws_partition(release.region)}:s3:::"
@@ -115,17 +116,17 @@ def _check_policy(policy: Any, release: Deployed) -> list[Issue]:
     for statement in _statements(policy):
         actions = _as_list(statement.get("Action"))
         if any(a in ("*", "s3:*", "kms:*") for a in actions):
-            issues.append(Issue("ERROR", S3_LOGS_POLICY, f"grants {actions}: list the actions task logs need"))
+            issues.append(Issue(ERROR, S3_LOGS_POLICY, f"grants {actions}: list the actions task logs need"))
         kms_only = bool(actions) and all(str(a).startswith("kms:") for a in actions)
         for resource in _as_list(statement.get("Resource")):
             if kms_only:  # SSE-KMS: the bucket's key, by ARN
                 if not KMS_KEY_ARN.match(str(resource)):
-                    issues.append(Issue("ERROR", S3_LOGS_POLICY, f"kms resource {resource!r} must be the log "
+                    issues.append(Issue(ERROR, S3_LOGS_POLICY, f"kms resource {resource!r} must be the log "
                                         "bucket's key ARN (arn:aws:kms:<region>:<account>:key/<id>)"))
             elif resource not in allowed:
-                issues.append(Issue("ERROR", S3_LOGS_POLICY, f"resource {resource!r} is outside this environment's "
+                issues.append(Issue(ERROR, S3_LOGS_POLICY, f"resource {resource!r} is outside this environment's "
                                     f"log folder {folder} (allowed: {', '.join(sorted(allowed))})"))
-    return issues + [Issue("ERROR", S3_LOGS_POLICY, m) for m in _check_listing(policy, prefix)]
+    return issues + [Issue(ERROR, S3_LOGS_POLICY, m) for m in _check_listing(policy, prefix)]
 
 
 def _check_listing(policy: Any, prefix: str) -> list[str]:
@@ -186,7 +187,7 @@ def _check_trust(trust: Any, release: Deployed) -> list[Issue]:
     for statement in _statements(trust):
         federated = str(dig(statement, "Principal.Federated", ""))
         if account and f":iam::{account.group(1)}:oidc-provider/" not in federated:
-            issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"Principal.Federated {federated!r} is not an OIDC "
+            issues.append(Issue(ERROR, IRSA_TRUST_POLICY, f"Principal.Federated {federated!r} is not an OIDC "
                                 f"provider of account {account.group(1)} ({role})"))
         issuer = federated.split(":oidc-provider/", 1)[-1]
         conditions = dig(statement, "Condition.StringEquals", {}) or {}
@@ -194,10 +195,10 @@ def _check_trust(trust: Any, release: Deployed) -> list[Issue]:
             like = (dig(statement, "Condition.StringLike", {}) or {}).get(f"{issuer}:sub")
             shown = f"StringLike {like!r}" if like else repr(conditions.get(f"{issuer}:sub"))
             want = subjects[0] if len(subjects) == 1 else subjects
-            issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:sub must be exactly {want!r} under "
+            issues.append(Issue(ERROR, IRSA_TRUST_POLICY, f"{issuer}:sub must be exactly {want!r} under "
                                 f"StringEquals (the chart's ServiceAccounts that use the role), found {shown}"))
         if conditions.get(f"{issuer}:aud") != "sts.amazonaws.com":
-            issues.append(Issue("ERROR", IRSA_TRUST_POLICY, f"{issuer}:aud must be 'sts.amazonaws.com'"))
+            issues.append(Issue(ERROR, IRSA_TRUST_POLICY, f"{issuer}:aud must be 'sts.amazonaws.com'"))
     return issues
 
 
@@ -210,19 +211,19 @@ def _check_pod_identity(trust: Any, release: Deployed) -> list[Issue]:
               "aws:RequestTag/kubernetes-service-account": sorted(release.service_accounts)}
     for statement in _statements(trust):
         if dig(statement, "Principal.Service") != POD_IDENTITY_PRINCIPAL:
-            issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, f"Principal.Service must be "
+            issues.append(Issue(ERROR, POD_IDENTITY_TRUST_POLICY, f"Principal.Service must be "
                                 f"{POD_IDENTITY_PRINCIPAL!r}, found {dig(statement, 'Principal.Service')!r}"))
         if not {"sts:AssumeRole", "sts:TagSession"} <= set(_as_list(statement.get("Action"))):
-            issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, "Action must allow sts:AssumeRole and "
+            issues.append(Issue(ERROR, POD_IDENTITY_TRUST_POLICY, "Action must allow sts:AssumeRole and "
                                 "sts:TagSession (Pod Identity passes session tags)"))
         conditions = dig(statement, "Condition.StringEquals", {}) or {}
         for key, value in wanted.items():
             if sorted(_as_list(conditions.get(key))) != value:
                 shown = value[0] if len(value) == 1 else value
-                issues.append(Issue("ERROR", POD_IDENTITY_TRUST_POLICY, f"{key} must be exactly {shown!r}, "
+                issues.append(Issue(ERROR, POD_IDENTITY_TRUST_POLICY, f"{key} must be exactly {shown!r}, "
                                     f"found {conditions.get(key)!r}: any association could assume the role"))
     if release.irsa_role:
-        issues.append(Issue("WARN", POD_IDENTITY_TRUST_POLICY, f"the ServiceAccount also has {IRSA_ROLE_ANNOTATION}: "
+        issues.append(Issue(WARN, POD_IDENTITY_TRUST_POLICY, f"the ServiceAccount also has {IRSA_ROLE_ANNOTATION}: "
                             "the SDKs use IRSA before Pod Identity"))
     return issues
 
@@ -232,9 +233,9 @@ def _check_associations(requests: Any, trust: Any, release: Deployed) -> tuple[l
     for the EKS API and naming its cluster and namespace; all of them one role. (issues, that role)"""
     name = POD_IDENTITY_ASSOCIATIONS
     if not isinstance(requests, list) or not all(isinstance(r, dict) for r in requests):
-        return [Issue("ERROR", name, "must be a JSON list of CreatePodIdentityAssociation requests "
+        return [Issue(ERROR, name, "must be a JSON list of CreatePodIdentityAssociation requests "
                       "(clusterName, namespace, serviceAccount, roleArn), one per ServiceAccount")], ""
-    issues = [Issue("ERROR", name, f"request {i} ({r.get('serviceAccount')!r}): {message}")
+    issues = [Issue(ERROR, name, f"request {i} ({r.get('serviceAccount')!r}): {message}")
               for i, r in enumerate(requests) for message in api_errors(r)]
     tags = {k: _as_list(v) for statement in _statements(trust)
             for k, v in (dig(statement, "Condition.StringEquals", {}) or {}).items()}
@@ -243,25 +244,25 @@ def _check_associations(requests: Any, trust: Any, release: Deployed) -> tuple[l
               "clusterName": tags.get(f"{TAG}eks-cluster-name")}
     named = sorted(str(r.get("serviceAccount")) for r in requests)
     if named != accounts:
-        issues.append(Issue("ERROR", name, f"serviceAccount must be each of {accounts} exactly once (the "
+        issues.append(Issue(ERROR, name, f"serviceAccount must be each of {accounts} exactly once (the "
                             f"ServiceAccounts {POD_IDENTITY_TRUST_POLICY} admits; EKS binds one per "
                             f"association), found {named}"))
     for r in requests:
         for field, values in wanted.items():
             if values and r.get(field) not in values:
-                issues.append(Issue("ERROR", name, f"{r.get('serviceAccount')!r}: {field} {r.get(field)!r} is not "
+                issues.append(Issue(ERROR, name, f"{r.get('serviceAccount')!r}: {field} {r.get(field)!r} is not "
                                     f"{values[0] if len(values) == 1 else values!r}, which "
                                     f"{POD_IDENTITY_TRUST_POLICY} admits: EKS's session tags would not match"))
         if r.get("disableSessionTags") is True:
-            issues.append(Issue("ERROR", name, f"{r.get('serviceAccount')!r}: disableSessionTags is true, but the "
+            issues.append(Issue(ERROR, name, f"{r.get('serviceAccount')!r}: disableSessionTags is true, but the "
                                 "trust policy admits the role only with EKS's session tags"))
     roles = sorted({str(r["roleArn"]) for r in requests if "roleArn" in r})
     if not roles:  # botocore reported it missing
         return issues, ""
     if len(roles) > 1:
-        issues.append(Issue("ERROR", name, f"the associations name several roles {roles}: the log role is one"))
+        issues.append(Issue(ERROR, name, f"the associations name several roles {roles}: the log role is one"))
     elif not ROLE_ACCOUNT.match(roles[0]):
-        issues.append(Issue("ERROR", name, f"roleArn {roles[0]!r} is not an IAM role ARN "
+        issues.append(Issue(ERROR, name, f"roleArn {roles[0]!r} is not an IAM role ARN "
                             "(arn:aws:iam::<account>:role/<name>)"))
     return issues, roles[0] if len(roles) == 1 else ""
 

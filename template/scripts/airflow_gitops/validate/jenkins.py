@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 from airflow_gitops.facts import ANSWERS_FILE, JENKINS_AGENT_RBAC, jenkins_cloud, jenkins_entries
-from airflow_gitops.validate.chart import CHART_DEFAULTS
-from airflow_gitops.validate.objects import dig, find
+from airflow_gitops.objects import dig, find
+from airflow_gitops.validate.community import CHART_DEFAULTS
 from airflow_gitops.validate.official import image_of
-from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import deployed_releases
+from airflow_gitops.validate.report import ERROR, WARN, Issue
+from airflow_gitops.values import deployed_releases
 
 JENKINS_IMAGE = re.compile(r"AIRFLOW_IMAGE\s*=\s*'([^']*)'")
 JENKINS_AGENT_SA = re.compile(r"AGENT_SERVICE_ACCOUNT\s*=\s*'([^']*)'")
@@ -28,26 +28,26 @@ def check_jenkinsfile(text: str, overlays: dict[str, list[dict]], images: dict[s
     parsed = jenkins_entries(text)
     entries = {env: (e.namespace, e.claim) for env, e in parsed.items()}
     image = JENKINS_IMAGE.search(text)
-    issues = [Issue("ERROR", "Jenkinsfile", f"environment {env!r} has no deploy/overlays/{env}")
+    issues = [Issue(ERROR, "Jenkinsfile", f"environment {env!r} has no deploy/overlays/{env}")
               for env in sorted(set(entries) - set(overlays))]
     for env, objs in sorted(overlays.items()):
         if env not in entries:
-            issues.append(Issue("ERROR", "Jenkinsfile", f"no entry for environment {env!r}: "
+            issues.append(Issue(ERROR, "Jenkinsfile", f"no entry for environment {env!r}: "
                                 "the DAG job cannot publish there"))
             continue
         namespace, claim = entries[env]
         issues += _cloud(env, parsed[env].cloud, (answers or {}).get(env))
         built_ns = {o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace"}
         if built_ns and namespace not in built_ns:
-            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: namespace {namespace!r} != overlay namespace "
+            issues.append(Issue(ERROR, "Jenkinsfile", f"{env}: namespace {namespace!r} != overlay namespace "
                                 f"{', '.join(sorted(built_ns))}"))
         if not find(objs, "PersistentVolumeClaim", claim, namespace):
-            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: claim {claim!r} is not a PVC of the overlay"))
+            issues.append(Issue(ERROR, "Jenkinsfile", f"{env}: claim {claim!r} is not a PVC of the overlay"))
         issues += _agent_identity(text, env, objs, namespace, jenkins_sa)
         wanted = images.get(env)
         # The same image pulled through a mirror (image_mirror) is the same Python.
         if image and wanted and same_image(image.group(1)) != same_image(wanted):
-            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: AIRFLOW_IMAGE {image.group(1)!r} != the "
+            issues.append(Issue(ERROR, "Jenkinsfile", f"{env}: AIRFLOW_IMAGE {image.group(1)!r} != the "
                                 f"deployed image {wanted!r} (the DAG check must use the same Python)"))
     return issues
 
@@ -63,15 +63,15 @@ def _cloud(env: str, cloud: str | None, answers: dict | None) -> list[Issue]:
     """The agent pod must start on the environment's own cluster: the Kubernetes plugin takes Jenkins'
     first Kubernetes cloud for an agent that names none, and the namespace does not exist elsewhere."""
     if not answers or not answers.get("eks_cluster_name"):
-        return [] if cloud else [Issue("ERROR", "Jenkinsfile", f"{env}: its ENVIRONMENTS entry names no cloud: "
+        return [] if cloud else [Issue(ERROR, "Jenkinsfile", f"{env}: its ENVIRONMENTS entry names no cloud: "
                                        "the agent pod would start on Jenkins' first Kubernetes cloud")]
     wanted, name = jenkins_cloud(answers["eks_cluster_name"]), answers.get("_answers_file", ANSWERS_FILE)
     if cloud is None:
-        return [Issue("ERROR", "Jenkinsfile", f"{env}: its ENVIRONMENTS entry names no cloud, so the agent pod "
+        return [Issue(ERROR, "Jenkinsfile", f"{env}: its ENVIRONMENTS entry names no cloud, so the agent pod "
                       f"would start on Jenkins' first Kubernetes cloud: add cloud: '{wanted}', before namespace: "
                       f"(eks_cluster_name {answers['eks_cluster_name']} in {name}; or run make update)")]
     if cloud != wanted:
-        return [Issue("ERROR", "Jenkinsfile", f"{env}: cloud {cloud!r} != {wanted!r}, the Jenkins cloud of its "
+        return [Issue(ERROR, "Jenkinsfile", f"{env}: cloud {cloud!r} != {wanted!r}, the Jenkins cloud of its "
                       f"cluster {answers['eks_cluster_name']} (eks_cluster_name in {name})")]
     return []
 
@@ -96,16 +96,16 @@ def _agent_identity(text: str, env: str, objs: list[dict], namespace: str, jenki
     sa = JENKINS_AGENT_SA.search(text)
     account = find(objs, "ServiceAccount", sa.group(1), namespace) if sa else None
     if sa and account is None:
-        issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: agent ServiceAccount {sa.group(1)!r} is not in the "
+        issues.append(Issue(ERROR, "Jenkinsfile", f"{env}: agent ServiceAccount {sa.group(1)!r} is not in the "
                             "overlay (deploy/base/jenkins-agent-serviceaccount.yaml)"))
     elif sa and account is not None and account.get("automountServiceAccountToken") is not False:
-        issues.append(Issue("WARN", "Jenkinsfile", f"{env}: ServiceAccount {sa.group(1)} mounts an API token "
+        issues.append(Issue(WARN, "Jenkinsfile", f"{env}: ServiceAccount {sa.group(1)} mounts an API token "
                             "the agent pod does not need (automountServiceAccountToken: false)"))
     binding = find(objs, "RoleBinding", JENKINS_AGENT_RBAC, namespace)
     if binding is not None and jenkins_sa and "/" in jenkins_sa:
         sa_ns, sa_name = jenkins_sa.split("/", 1)
         if {"kind": "ServiceAccount", "name": sa_name, "namespace": sa_ns} not in (binding.get("subjects") or []):
-            issues.append(Issue("ERROR", "Jenkinsfile", f"{env}: RoleBinding/{namespace}/{JENKINS_AGENT_RBAC} does "
+            issues.append(Issue(ERROR, "Jenkinsfile", f"{env}: RoleBinding/{namespace}/{JENKINS_AGENT_RBAC} does "
                                 f"not bind {jenkins_sa} (jenkins_service_account): Jenkins could not start agent "
                                 "pods"))
     return issues

@@ -11,16 +11,14 @@ resources (helm hooks deadlock under --wait and replay under Argo CD), an image 
 from __future__ import annotations
 
 import json
-import tarfile
-from functools import cache
 from pathlib import Path
 
-import yaml
-
+from airflow_gitops.chart_cache import cached_chart
 from airflow_gitops.facts import CELERY_EXECUTORS, CHART_CACHE, FERNET_KEY_OF, chart
-from airflow_gitops.validate.objects import Loader, dig, produced_secret_keys
+from airflow_gitops.objects import dig, produced_secret_keys
 from airflow_gitops.validate.policy import STATIC_AWS_KEYS
-from airflow_gitops.validate.values import deep_merge
+from airflow_gitops.validate.report import INFO, Issue, errors
+from airflow_gitops.values import deep_merge
 
 FLAVOR = "official"
 # values key naming a Secret -> (keys the chart reads from it, when it is needed, why it must be set)
@@ -42,42 +40,37 @@ PLAINTEXT = ("fernetKey", "apiSecretKey", "jwtSecret", "webserverSecretKey", "da
 HOOK_JOBS = ("migrateDatabaseJob", "createUserJob")
 
 
-@cache
-def cached_chart(repo: str, version: str) -> tuple[dict, dict] | None:
+def chart_files(repo: Path, version: str) -> tuple[dict, dict] | None:
     """(values.yaml, values.schema.json) of the official chart `make render` cached, or None."""
-    path = Path(repo) / CHART_CACHE / f"airflow-{version}.tgz"
-    if not path.is_file():
+    cached = cached_chart(repo, "airflow", version)
+    if cached is None or cached.values is None or cached.schema is None:
         return None
-    with tarfile.open(path) as tar:
-        values, schema = (tar.extractfile(f"airflow/{name}") for name in ("values.yaml", "values.schema.json"))
-        if values is None or schema is None:
-            return None
-        return yaml.load(values.read(), Loader=Loader), json.loads(schema.read())
+    return cached.values, cached.schema
 
 
 def official_rules(values: dict, version: str, repo: Path | None, namespace: str | None,
-                   context: list[dict] | None, release: str = "") -> list[tuple[str, str]]:
-    """(level, message) for the merged values of one release of the official chart."""
-    known = cached_chart(str(repo), version) if repo else None
-    found: list[tuple[str, str]] = []
+                   context: list[dict] | None, release: str = "") -> list[Issue]:
+    """The merged values of one release of the official chart."""
+    known = chart_files(repo, version) if repo else None
+    found: list[Issue] = []
     if known is None:
-        found.append(("INFO", f"values not checked against the chart's values.schema.json: run `make render` "
-                              f"(it caches airflow {version} in {CHART_CACHE})"))
+        found.append(Issue(INFO, "", f"values not checked against the chart's values.schema.json: run "
+                                           f"`make render` (it caches airflow {version} in {CHART_CACHE})"))
         merged = values
     else:
         defaults, schema = known
         merged = deep_merge(defaults, values, drop_nulls=True)
-        found += [("ERROR", msg) for msg in schema_errors(merged, schema)]
+        found += errors(schema_errors(merged, schema))
         # The chart's schema allows any top-level key, so a misspelt one (`schedulr:`) is silently ignored.
-        found += [("ERROR", f"unknown top-level values key {key!r}: the chart {version} has no such key (typo?)")
-                  for key in sorted(set(values) - set(defaults))]
-    found += [("ERROR", msg) for msg in stack_rules(values, merged, version)]
+        found += errors(f"unknown top-level values key {key!r}: the chart {version} has no such key (typo?)"
+                        for key in sorted(set(values) - set(defaults)))
+    found += errors(stack_rules(values, merged, version))
     flavor = chart(FLAVOR, version)
     if flavor and len(release) > flavor.release_name_max:
-        found.append(("ERROR", f"release name {release!r} is longer than {flavor.release_name_max} characters "
-                               "(<release>-migrate-database-job names a Job; its pods' job-name label is at most 63)"))
+        found += errors([f"release name {release!r} is longer than {flavor.release_name_max} characters "
+                         "(<release>-migrate-database-job names a Job; its pods' job-name label is at most 63)"])
     if context is not None:
-        found += [("ERROR", msg) for msg in secret_refs(merged, namespace, context)]
+        found += errors(secret_refs(merged, namespace, context))
     return found
 
 

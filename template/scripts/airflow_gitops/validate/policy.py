@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_gitops.facts import TEMPLATE_REF
-from airflow_gitops.validate.chart import ALLOWED_TOP_LEVEL, chart_rules, effective_values, uses_celery
-from airflow_gitops.validate.objects import dig, find, produced_secret_keys
+from airflow_gitops.objects import dig, find, produced_secret_keys
+from airflow_gitops.validate.community import ALLOWED_TOP_LEVEL, chart_rules, effective_values, uses_celery
+from airflow_gitops.validate.report import Issue, errors
 
 DEPRECATED_ENV = re.compile(
     r"^AIRFLOW__(CORE__(REMOTE_\w+|ENCRYPT_S3_LOGS|LOGGING_LEVEL)|KUBERNETES_ENVIRONMENT_VARIABLES__\w+)$")
@@ -20,11 +21,11 @@ STATIC_AWS_KEYS = re.compile(r"aws_(access_key_id|secret_access_key)", re.I)
 UNVERIFIED = ("none", "cert_none", "optional", "cert_optional")  # ssl_cert_reqs values that skip verification
 
 
-def check_airflow_values(values: dict, release_name: str, defaults: dict | None = None) -> list[str]:
+def check_airflow_values(values: dict, release_name: str, defaults: dict | None = None) -> list[Issue]:
     """The chart's validate-values.tpl rules plus what it lets through: `values` are the user's
     merged values (without chart defaults)."""
     v = effective_values(values, defaults)
-    return chart_rules(v, release_name) + _stack_rules(values, v) + _secret_hygiene(values, v)
+    return errors(chart_rules(v, release_name) + _stack_rules(values, v) + _secret_hygiene(values, v))
 
 
 def _stack_rules(user: dict, v: dict) -> list[str]:
@@ -172,18 +173,18 @@ def _volume_refs(v: dict, add_secret: Callable[[Any, Any, str], None]) -> list[t
     return claims
 
 
-def check_value_refs(values: dict, namespace: str | None, objs: list[dict]) -> list[str]:
+def check_value_refs(values: dict, namespace: str | None, objs: list[dict]) -> list[Issue]:
     """Every Secret/PVC the values name must be produced by this build in `namespace`."""
-    errors: list[str] = []
+    found: list[str] = []
     secrets, claims = value_refs(values)
     for name, key, where in secrets:
         keys = produced_secret_keys(objs, name, namespace)
         if keys is None:
-            errors.append(f"{where}: Secret {name!r} is not produced in namespace {namespace} "
+            found.append(f"{where}: Secret {name!r} is not produced in namespace {namespace} "
                           "by this build (no Secret or SealedSecret)")
         elif key is not None and key not in keys:
-            errors.append(f"{where}: Secret {name!r} has no key {key!r} (has: {', '.join(sorted(keys)) or 'none'})")
+            found.append(f"{where}: Secret {name!r} has no key {key!r} (has: {', '.join(sorted(keys)) or 'none'})")
     for name, where in claims:
         if find(objs, "PersistentVolumeClaim", name, namespace) is None:
-            errors.append(f"{where}: PersistentVolumeClaim {name!r} is not produced in namespace {namespace}")
-    return errors
+            found.append(f"{where}: PersistentVolumeClaim {name!r} is not produced in namespace {namespace}")
+    return errors(found)

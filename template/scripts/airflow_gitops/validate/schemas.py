@@ -11,8 +11,8 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 
-from airflow_gitops.validate.objects import ref
-from airflow_gitops.validate.report import Issue
+from airflow_gitops.objects import ref
+from airflow_gitops.validate.report import ERROR, Issue
 
 SCHEMA_GROUPS = {"helm.toolkit.fluxcd.io", "source.toolkit.fluxcd.io",
                  "kustomize.toolkit.fluxcd.io", "bitnami.com", "argoproj.io"}
@@ -67,16 +67,16 @@ def check_schemas(objs: list[dict], store: SchemaStore, k8s_version: str) -> tup
                 unchecked.add(f"{obj.get('kind')} ({api})")
                 continue
             for err in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
-                issues.append(Issue("ERROR", ref(obj), f"schema: {err.json_path}: {err.message}"))
+                issues.append(Issue(ERROR, ref(obj), f"schema: {err.json_path}: {err.message}"))
             continue
         try:
             kubernetes_validate.validate(obj, k8s_version, strict=True)
         except kubernetes_validate.ValidationError as err:
             path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.path)
-            issues.append(Issue("ERROR", ref(obj), f"schema (k8s {err.version}): ${path}: {err.message}"))
+            issues.append(Issue(ERROR, ref(obj), f"schema (k8s {err.version}): ${path}: {err.message}"))
         except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError):
             unchecked.add(f"{obj.get('kind')} ({api})")
         except kubernetes_validate.VersionNotSupportedError:
             msg = f"kubernetes-validate does not support KUBERNETES_VERSION={k8s_version}"
-            return [Issue("ERROR", "", msg)], unchecked
+            return [Issue(ERROR, "", msg)], unchecked
     return issues, unchecked

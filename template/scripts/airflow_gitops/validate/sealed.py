@@ -10,9 +10,9 @@ import yaml
 
 from airflow_gitops import stamps
 from airflow_gitops.facts import COMPOSE_ANNOTATION, PLACEHOLDER_PREFIX, RDS_CA_BUNDLE, SEALED_SCOPE_ANNOTATIONS
+from airflow_gitops.objects import dig, ns_of, ref
 from airflow_gitops.secret_settings import SETTINGS_DIR
-from airflow_gitops.validate.objects import dig, ns_of, ref
-from airflow_gitops.validate.report import Issue
+from airflow_gitops.validate.report import ERROR, WARN, Issue
 
 
 def check_sealed_secrets(objs: list[dict], env: str, strict: bool = False) -> list[Issue]:
@@ -22,7 +22,7 @@ def check_sealed_secrets(objs: list[dict], env: str, strict: bool = False) -> li
         issues += _sealed_binding(obj)
         for key, val in sorted((dig(obj, "spec.encryptedData") or {}).items()):
             if str(val).startswith(PLACEHOLDER_PREFIX):
-                issues.append(Issue("ERROR" if strict else "WARN", ref(obj),
+                issues.append(Issue(ERROR if strict else WARN, ref(obj),
                                     f"encryptedData.{key} is a placeholder: run `make seal ENV={env} SECRET={name}`"))
     return issues
 
@@ -41,28 +41,29 @@ def _sealed_binding(obj: dict) -> list[Issue]:
     tpl_name, tpl_ns = dig(obj, "spec.template.metadata.name"), dig(obj, "spec.template.metadata.namespace")
     issues = []
     if tpl_name and tpl_name != name:
-        level = "WARN" if cluster_wide or namespace_wide else "ERROR"
+        level = WARN if cluster_wide or namespace_wide else ERROR
         issues.append(Issue(level, ref(obj), f"built name {name!r} != spec.template.metadata.name {tpl_name!r}: "
                             "a namePrefix/nameSuffix renamed it, and strict scope seals the name"))
     if tpl_ns and tpl_ns != namespace:
-        level = "WARN" if cluster_wide else "ERROR"
+        level = WARN if cluster_wide else ERROR
         issues.append(Issue(level, ref(obj), f"built namespace {namespace!r} != spec.template.metadata.namespace "
                             f"{tpl_ns!r}: the sealed scope binds the namespace"))
     return issues
 
 
-def check_ca_bundles(repo: Path, strict: bool) -> list[tuple[str, Issue]]:
+def check_ca_bundles(repo: Path, strict: bool) -> list[Issue]:
     """deploy/overlays/<env>/rds-ca-bundle.pem must hold AWS's bundle before pgbouncer verifies RDS."""
     found = []
     for path in sorted(repo.glob(f"deploy/overlays/*/{RDS_CA_BUNDLE}")):
         env = path.parent.name
         if "-----BEGIN CERTIFICATE-----" not in path.read_text(errors="replace"):
-            found.append((str(path.relative_to(repo)), Issue("ERROR" if strict else "WARN", "",
-                          f"placeholder: pgbouncer cannot verify RDS until you run `make rds-ca ENV={env}`")))
+            found.append(Issue(ERROR if strict else WARN, "",
+                          f"placeholder: pgbouncer cannot verify RDS until you run `make rds-ca ENV={env}`",
+                               str(path.relative_to(repo))))
     return found
 
 
-def check_sealed_settings(repo: Path) -> list[tuple[str, Issue]]:
+def check_sealed_settings(repo: Path) -> list[Issue]:
     """Each SealedSecret against its settings file (secrets/settings/<name>.yaml, which follows the
     answers): a composite entry sealed from another shape than the one the answers now give holds
     an old host, user or TLS mode (ERROR until `make seal`); template.data the sealed file still
@@ -72,8 +73,7 @@ def check_sealed_settings(repo: Path) -> list[tuple[str, Issue]]:
         env, sealed = settings.parents[2].name, settings.parents[1] / settings.name
         where = str(sealed.relative_to(repo))
         if not sealed.is_file():
-            found.append((str(settings.relative_to(repo)),
-                          Issue("ERROR", "", f"no {sealed.name} beside it to merge over")))
+            found.append(Issue(ERROR, "", f"no {sealed.name} beside it to merge over", str(settings.relative_to(repo))))
             continue
         want, have = yaml.safe_load(settings.read_text()) or {}, yaml.safe_load(sealed.read_text()) or {}
         name = dig(have, "metadata.name")
@@ -84,22 +84,23 @@ def check_sealed_settings(repo: Path) -> list[tuple[str, Issue]]:
             shape = COMPOSE_ANNOTATION + key
             if str(value).startswith(PLACEHOLDER_PREFIX) or shape not in wanted or recorded.get(shape) == wanted[shape]:
                 continue
-            found.append((where, Issue("ERROR", ref_, f"encryptedData.{key} was sealed for {recorded.get(shape)!r}, "
+            found.append(Issue(ERROR, ref_, f"encryptedData.{key} was sealed for {recorded.get(shape)!r}, "
                                        f"but {SETTINGS_DIR}/{settings.name} (the answers) now gives {wanted[shape]!r}: "
-                                       f"run `make seal ENV={env} SECRET={name}`")))
+                                       f"run `make seal ENV={env} SECRET={name}`").at(where))
         settled = dig(want, "spec.template.data") or {}
         for key, value in sorted((dig(have, "spec.template.data") or {}).items()):
             if key not in settled:
                 continue
             same = str(value) == str(settled[key])
-            found.append((where, Issue("WARN" if same else "ERROR", ref_,
+            found.append(Issue(WARN if same else ERROR, ref_,
                           f"spec.template.data.{key} is also in {SETTINGS_DIR}/{settings.name}, which the build uses"
                           + (": `make seal` removes this copy" if same else
-                             f" (it differs: move any edit of yours there), then delete it from {sealed.name}"))))
+                             f" (it differs: move any edit of yours there), then delete it from {sealed.name}"),
+                                where))
     return found
 
 
-def check_stamps(repo: Path, flavor: str, strict: bool) -> list[tuple[str, Issue]]:
+def check_stamps(repo: Path, flavor: str, strict: bool) -> list[Issue]:
     """Each environment's values carry the revision of the Secrets and settings its pods read
     (airflow_gitops.stamps): a stale one means pods keep the old password or pgbouncer.ini."""
     found = []
@@ -111,8 +112,9 @@ def check_stamps(repo: Path, flavor: str, strict: bool) -> list[tuple[str, Issue
             continue  # not sealed yet: nothing runs on these Secrets (the placeholders are reported)
         values = yaml.safe_load(values_file.read_text()) or {}
         if stale := stamps.stale(values, overlay, flavor):
-            found.append((str(values_file.relative_to(repo)), Issue(
-                "ERROR" if strict else "WARN", "", f"{', '.join(stale)}: the revision stamp is not that of the "
+            found.append(Issue(
+                ERROR if strict else WARN, "", f"{', '.join(stale)}: the revision stamp is not that of the "
                 f"secrets/ and settings/ files, so the pods reading them would not restart and keep the old values: "
-                f"run `make stamp ENV={overlay.name}` (make seal does it too) and commit")))
+                f"run `make stamp ENV={overlay.name}` (make seal does it too) and commit",
+                str(values_file.relative_to(repo))))
     return found

@@ -26,6 +26,20 @@ Loader.yaml_implicit_resolvers = {
 Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: node.value)  # `=` scalars
 
 
+class UniqueKeyLoader(Loader):
+    """Refuses a mapping with a key twice: YAML forbids it, yet most parsers (Helm's too) keep the
+    last one silently, so a second `airflow:` block drops every setting of the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if key != "<<" and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def dig(data: Any, path: str, default: Any = None) -> Any:
     for part in path.split("."):
         if not isinstance(data, dict) or part not in data:

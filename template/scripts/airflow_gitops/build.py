@@ -1,6 +1,5 @@
-"""What the cluster is given: the kustomizations to build, `kubectl kustomize` of each, the
-kustomization kustomize-controller generates for a path without one, and a YAML syntax check
-of every file (with its line and column)."""
+"""What the cluster is given: the kustomizations to build, `kubectl kustomize` of each, and the
+kustomization kustomize-controller generates for a path without one (shared by validate and render)."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ import yaml
 
 from airflow_gitops.binaries import foreign
 from airflow_gitops.facts import KUBECTL_MIN_MINOR
-from airflow_gitops.validate.objects import Loader
-from airflow_gitops.validate.report import Issue
+from airflow_gitops.objects import Loader
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SKIP_DIRS = {"node_modules", "__pycache__"}  # plus every hidden dir (.git, .cache, .tools)
@@ -122,64 +120,3 @@ def find_kubectl(repo: Path) -> str | None:
     except (OSError, ValueError, KeyError, subprocess.SubprocessError):
         return None
     return "kubectl" if minor >= KUBECTL_MIN_MINOR else None
-
-
-class UniqueKeyLoader(Loader):
-    """Refuses a mapping with a key twice: YAML forbids it, yet most parsers (Helm's too) keep the
-    last one silently, so a second `airflow:` block drops every setting of the first."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
-            if key != "<<" and key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def check_yaml_files(repo: Path) -> list[tuple[str, Issue]]:
-    """Every YAML and JSON file parses, without duplicate keys, and none holds a plaintext Kubernetes
-    Secret (a document, or a List item: what `kubectl get secret -o yaml|json` writes). Reported as
-    file:line:column: kustomize would only name the ConfigMap generated from it, or fail without
-    saying which file."""
-    found = []
-    for directory, _, files in walk(repo):
-        if directory.relative_to(repo).parts[:1] == ("build",):
-            continue
-        for name in (f for f in files if f.endswith((".yaml", ".yml", ".json"))):
-            path = directory / name
-            where = str(path.relative_to(repo))
-            try:
-                docs = _documents(path)
-            except yaml.MarkedYAMLError as exc:
-                mark = exc.problem_mark
-                at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
-                found.append((at, Issue("ERROR", "", f"invalid YAML: {exc.problem or exc}")))
-                continue
-            except json.JSONDecodeError as exc:
-                found.append((f"{where}:{exc.lineno}:{exc.colno}", Issue("ERROR", "", f"invalid JSON: {exc.msg}")))
-                continue
-            except (yaml.YAMLError, UnicodeDecodeError) as exc:
-                found.append((where, Issue("ERROR", "", f"invalid YAML: {exc}")))
-                continue
-            found += [(where, Issue("ERROR", ref, "a plaintext Kubernetes Secret: seal it (make seal) and delete "
-                                    "this file; Git history keeps it, so rotate the values it held"))
-                      for ref in _plaintext_secrets(docs)]
-    return found
-
-
-def _documents(path: Path) -> list:
-    text = path.read_text()
-    return [json.loads(text)] if path.suffix == ".json" else list(yaml.load_all(text, Loader=UniqueKeyLoader))
-
-
-def _plaintext_secrets(docs: list) -> list[str]:
-    found = []
-    for doc in docs:
-        items = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict) and item.get("kind") == "Secret" and str(item.get("apiVersion", "v1")) == "v1":
-                meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
-                found.append(f"Secret/{meta.get('name', '?')}")
-    return found

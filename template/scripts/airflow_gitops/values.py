@@ -20,9 +20,10 @@ from typing import Any
 import yaml
 
 from airflow_gitops.facts import IRSA_ROLE_ANNOTATION, OFFICIAL_SERVICE_ACCOUNTS, S3_LOG_COMPONENTS, chart_of
-from airflow_gitops.validate.objects import Loader, dig, env_of, find, ns_of, sealed_name
+from airflow_gitops.objects import Loader, dig, env_of, find, ns_of, sealed_name
 
 VALUES_REF = re.compile(r"^\$([^/]+)/(.*)$")  # Argo CD multi-source `$<ref>/<path from repo root>`
+PIN = re.compile(r'^\s*(?:version|targetRevision): "?(\d+\.\d+\.\d+)"?\s*$', re.M)
 
 
 def deep_merge(base: dict, override: dict, drop_nulls: bool = False) -> dict:
@@ -287,3 +288,14 @@ def deployed_releases(every: dict[str, list[dict]], repo: Path) -> dict[str, Dep
                 namespace = dig(obj, "spec.destination.namespace", "")
             found[env_of(name)] = Deployed(values, str(release), str(namespace), flavor)
     return found
+
+
+def deployed_versions(repo: Path, flavor: str) -> tuple[str | None, str | None]:
+    """(chart version, Airflow image tag) the repository's files deploy (None: not found)."""
+    values_file = repo / "deploy/base/values.yaml"
+    values = (yaml.safe_load(values_file.read_text()) or {}) if values_file.is_file() else {}
+    tag = values.get("defaultAirflowTag") if flavor == "official" else \
+        ((values.get("airflow") or {}).get("image") or {}).get("tag")
+    pinned = [repo / "deploy/base/helmrelease.yaml", *sorted(repo.glob("clusters/*/*/airflow.yaml"))]
+    pins = [m.group(1) for path in pinned if path.is_file() for m in PIN.finditer(path.read_text())]
+    return (pins[0] if pins else None), (str(tag) if tag else None)

@@ -1,30 +1,31 @@
-"""The airflow-helm chart's own rules, on the values merged over its defaults.
+"""The community (airflow-helm) chart's own rules, on the values merged over its defaults (the official
+chart's are in official.py; flavors.py picks between them).
 
 They mirror the chart's validate-values.tpl (its messages are kept word for word):
 https://github.com/airflow-helm/charts/blob/airflow-8.9.0/charts/airflow/templates/_helpers/validate-values.tpl
-Also here: the chart defaults the rules read, and the key paths of its values.yaml (Helm ignores
-a misspelled key silently), from AIRFLOW_CHART_VALUES, the chart `make render` cached, or the
-key skeleton shipped in scripts/chart_keys/.
+Also here: its Helm-hook Jobs under Argo CD, the chart defaults the rules read, and the key paths
+of its values.yaml (Helm ignores a misspelled key silently), from AIRFLOW_CHART_VALUES, the chart
+`make render` cached, or the key skeleton shipped in scripts/chart_keys/.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tarfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import yaml
 
-from airflow_gitops.facts import CELERY_EXECUTORS, CHART_CACHE, CHARTS, DEFAULT_CHART, EXECUTORS
-from airflow_gitops.facts import chart as chart_facts
-from airflow_gitops.validate.objects import Loader, dig, load_answers
-from airflow_gitops.validate.report import Issue
-from airflow_gitops.validate.values import deep_merge
+from airflow_gitops.chart_cache import cached_chart
+from airflow_gitops.facts import CELERY_EXECUTORS, EXECUTORS, chart
+from airflow_gitops.objects import Loader, dig, load_answers
+from airflow_gitops.validate.report import ERROR, INFO, WARN, Issue, errors
+from airflow_gitops.values import deep_merge
 
-CHART = CHARTS[DEFAULT_CHART]  # the chart these rules are of (community airflow 8.9.0)
+FLAVOR = "community"
+CHART = chart(FLAVOR)  # the chart release these rules are of (airflow-helm airflow 8.9.0, its only one)
 LONG_RELEASE_NAME_MAX = 43  # the chart's limit with allowLongReleaseName
 CHART_KEYS_DIR = Path(__file__).resolve().parents[2] / "chart_keys"  # scripts/chart_keys: key skeletons
 ALLOWED_TOP_LEVEL = {"airflow", "dags", "externalDatabase", "externalRedis", "extraManifests",
@@ -192,6 +193,26 @@ def _ingress_rules(v: dict) -> list[str]:
     return e
 
 
+# ---------------------------------------------------------------- under Argo CD
+def argo_chart_rules(values: dict, defaults: dict | None = None) -> list[Issue]:
+    """The chart's Helm-hook Jobs under Argo CD, which runs hooks as sync phases
+    and never bumps .Release.Revision (https://argo-cd.readthedocs.io/en/stable/user-guide/helm/#helm-hooks;
+    https://github.com/airflow-helm/charts/blob/airflow-8.9.0/charts/airflow/docs/faq/dags/airflow-connections.md)."""
+    v = effective_values(values, defaults)
+    found: list[Issue] = []
+    if dig(v, "airflow.connectionsUpdate") is False:
+        found.append(Issue(ERROR, "", "`airflow.connectionsUpdate` must be true under Argo CD (chart docs): false "
+                      "renders the sync-connections Helm-hook Job"))
+    hooks = sorted(k for k, val in (dig(v, "airflow") or {}).items()
+                   if k.endswith("Update") and k != "connectionsUpdate" and val is False)
+    found += [Issue(WARN, "", f"`airflow.{k}=false` renders a Helm-hook Job: Argo CD runs hooks as sync phases and "
+               "never bumps .Release.Revision (keep the default true)") for k in hooks]
+    if dig(v, "airflow.dbMigrations.runAsJob"):
+        found.append(Issue(WARN, "", "`airflow.dbMigrations.runAsJob=true` renders the migrations as a Helm-hook Job "
+                      "(immutability errors under Argo CD; keep the Deployment)"))
+    return found
+
+
 # ---------------------------------------------------------------- key paths
 def unknown_key_paths(values: dict, chart_defaults: dict, _prefix: str = "") -> list[str]:
     """Key paths in `values` absent from the chart's values.yaml. `{}` defaults and
@@ -210,12 +231,12 @@ def unknown_key_paths(values: dict, chart_defaults: dict, _prefix: str = "") -> 
     return unknown
 
 
-def unknown_key_messages(values: dict, chart_keys: dict | None) -> list[str]:
+def unknown_key_messages(values: dict, chart_keys: dict | None) -> list[Issue]:
     """The nested unknown key paths (top-level ones are reported by the stack rules)."""
     if chart_keys is None:
         return []
-    return [f"values: unknown key path `{path}` (not in the chart's values.yaml; Helm ignores it)"
-            for path in unknown_key_paths(values, chart_keys) if "." in path]
+    return errors(f"unknown key path `{path}` (not in the chart's values.yaml; Helm ignores it)"
+                  for path in unknown_key_paths(values, chart_keys) if "." in path)
 
 
 def key_skeleton(values: Any) -> Any:
@@ -226,17 +247,7 @@ def key_skeleton(values: Any) -> Any:
     return None
 
 
-def _cached_chart_values(repo: Path, chart: str, version: str) -> dict | None:
-    """values.yaml of the chart `make render` cached (.cache/charts/<chart>-<version>.tgz)."""
-    path = repo / CHART_CACHE / f"{chart}-{version}.tgz"
-    if not path.is_file():
-        return None
-    with tarfile.open(path) as tar:
-        member = tar.extractfile(f"{chart}/values.yaml")
-        return yaml.load(member.read(), Loader=Loader) if member else None  # type: ignore[union-attr]
-
-
-def load_chart_values(repo: Path | None = None) -> tuple[dict | None, dict | None, list[tuple[str, Issue]]]:
+def load_chart_values(repo: Path | None = None) -> tuple[dict | None, dict | None, list[Issue]]:
     """(defaults for the rules, key tree for the key-path check, problems): the values.yaml of
     AIRFLOW_CHART_VALUES or of the chart `make render` cached; else the shipped key skeleton."""
     path = os.environ.get("AIRFLOW_CHART_VALUES")
@@ -244,14 +255,14 @@ def load_chart_values(repo: Path | None = None) -> tuple[dict | None, dict | Non
         try:
             defaults = yaml.load(Path(path).read_text(), Loader=Loader)
         except (OSError, yaml.YAMLError) as exc:
-            return None, None, [("values", Issue("ERROR", "", f"cannot read AIRFLOW_CHART_VALUES={path}: {exc}"))]
+            return None, None, [Issue(ERROR, "", f"cannot read AIRFLOW_CHART_VALUES={path}: {exc}").at("values")]
         return defaults, defaults, []
     version = str(load_answers(repo).get("chart_version") or "") if repo else ""
-    if repo and (cached := _cached_chart_values(repo, CHART.name, version)) is not None:
-        return cached, cached, []
-    known = chart_facts(CHART.flavor, version)
+    if repo and (cached := cached_chart(repo, CHART.name, version)) is not None and cached.values is not None:
+        return cached.values, cached.values, []
+    known = chart(FLAVOR, version)
     if known and (CHART_KEYS_DIR / known.key_paths).is_file():
         return None, json.loads((CHART_KEYS_DIR / known.key_paths).read_text()), []
-    return None, None, [("values", Issue("INFO", "", f"key-path check skipped: no key data for chart "
+    return None, None, [Issue(INFO, "", f"key-path check skipped: no key data for chart "
                                          f"{version or '?'} (run `make render` to cache the chart, or set "
-                                         "AIRFLOW_CHART_VALUES)"))]
+                                         "AIRFLOW_CHART_VALUES)").at("values")]
