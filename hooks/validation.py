@@ -7,7 +7,7 @@ the field and the rule.  Copier prefixes it with
 
 Loaded through ``copier_template_extensions.TemplateExtensionLoader`` by file path, so it cannot
 import sibling hook modules; the facts it shares with the generated repository come from
-template/scripts/airflow_gitops/facts.py, imported through a sys.path context.
+template/scripts/airflow_gitops/facts/, imported through a sys.path context.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make preflight [ENV=<env>]`: check the cluster kubectl points at before the first deploy (`--help`).
 
-The checks live in scripts/airflow_gitops/preflight.py, the minimums in airflow_gitops/facts.py.
+The checks live in scripts/airflow_gitops/preflight.py, the minimums in airflow_gitops/facts/cluster.py.
 """
 
 import sys
