@@ -6,9 +6,9 @@ Exposes to Jinja:
   user gave ``sealed_secrets_cert``, otherwise the ``UNSEALED: ...`` placeholder;
 - ``read_pem(path)``: the certificate text, kept in the repo for later ``make seal`` runs.
 
-The crypto lives in the generated repo's ``scripts/seal.py`` (one implementation for
-copy time and ``make seal``); this module imports it through a sys.path context. Plaintext only exists in
-memory: the secret questions are never stored in the answers file, and only ciphertext
+The crypto and the rules live in the generated repo's ``scripts/airflow_gitops/sealing/`` (one
+implementation for copy time and ``make seal``); this module imports it through a sys.path context. Plaintext
+only exists in memory: the secret questions are never stored in the answers file, and only ciphertext
 is rendered. Secret answers are not stored, so during ``copier update`` they are empty and
 the templates render placeholders, while ``_skip_if_exists`` keeps the sealed files.
 """
@@ -19,7 +19,6 @@ import os
 import sys
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from jinja2 import Environment, pass_context
@@ -29,54 +28,53 @@ from jinja2.runtime import Context
 try:  # Copier's CLI prints a UserMessageError as one red line instead of a traceback
     from copier.errors import UserMessageError
 except ImportError:  # pragma: no cover - copier is always there when this runs
-    UserMessageError = Exception  # type: ignore[misc,assignment]
-
-
-class CopyRefused(UserMessageError, ValueError):  # type: ignore[misc]
-    """The copy cannot seal (a ValueError for the API); its message says what was left on disk."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
+    class UserMessageError(Exception):  # type: ignore[no-redef]
+        def __init__(self, message: str) -> None:
+            self.message = message
 
 _SCRIPTS = str(Path(__file__).resolve().parents[1] / "template" / "scripts")
-sys.path.insert(0, _SCRIPTS)  # the generated repo's own seal.py (validation.py already loaded its facts)
+sys.path.insert(0, _SCRIPTS)  # the generated repo's own modules (validation.py dropped another clone's)
 try:
-    if not str(getattr(sys.modules.get("seal"), "__file__", "")).startswith(_SCRIPTS):
-        sys.modules.pop("seal", None)  # another clone's: copier update loads two template versions
-    import seal
     from airflow_gitops import facts
+    from airflow_gitops.errors import PROBLEMS, UserError
+    from airflow_gitops.sealing import crypto
+    from airflow_gitops.sealing.plaintext import SOURCES, compose_value, generate, placeholder
+    from airflow_gitops.sealing.rules import check_plaintext
 finally:
     sys.path.remove(_SCRIPTS)
+
+
+class CopyRefused(UserMessageError, UserError, ValueError):  # type: ignore[misc]
+    """The copy cannot seal: a UserError of the sealing rules, as Copier's CLI prints it (one red line,
+    exit 1) and a ValueError for the API; its message says what was left on disk."""
+
+    def __init__(self, message: str) -> None:
+        UserError.__init__(self, message, PROBLEMS)  # Copier exits 1 on it
+        self.message = message  # what UserMessageError prints
+
 
 QUESTION_SOURCES = {e.question: (e.secret, e.key) for e in facts.SECRETS if e.question}  # question -> entry
 
 
-def seal_module() -> ModuleType:
-    return seal
-
-
 @cache
 def public_key(path: str) -> Any:
-    return seal_module().read_certificate(path)
+    return crypto.read_certificate(path)
 
 
 def check_secret(field: str, value: Any) -> str:
-    seal = seal_module()
     try:
         if field == "sealed_secrets_cert":
             if value:
                 public_key(str(value))
             return ""
         name, key = QUESTION_SOURCES[field]
-        env = seal.SOURCES[name][key].env
+        env = SOURCES[name][key].env
         text = value or os.environ.get(env, "")
         if not text:
             return f"{field} is required to seal {name} now: type it (hidden, never stored) or set {env}"
-        problem = seal.check_plaintext(name, key, text)
+        problem = check_plaintext(name, key, text)
         return f"{field}: {problem}" if problem else ""
-    except seal.SealError as exc:
+    except UserError as exc:
         return f"{field}: {exc}"
 
 
@@ -114,7 +112,7 @@ def before_render(ctx: Context) -> str:
                           "nothing was written")
     for question in (q for q in needed_secrets(ctx) if not ctx.get(q)):  # from the environment: unvalidated
         env = source_env(question)
-        if problem := seal_module().check_plaintext(*QUESTION_SOURCES[question], os.environ[env]):
+        if problem := check_plaintext(*QUESTION_SOURCES[question], os.environ[env]):
             raise CopyRefused(f"Validation error for question '{question}' (from {env}): {problem}; "
                               "nothing was written")
     return ""
@@ -141,45 +139,43 @@ def refused(ctx: Context, message: str) -> CopyRefused:
 
 def source_env(question: str) -> str:
     name, key = QUESTION_SOURCES[question]
-    return seal_module().SOURCES[name][key].env
+    return SOURCES[name][key].env
 
 
 @pass_context
 def sealed(ctx: Context, name: str, key: str, answer: str = "") -> str:
-    seal = seal_module()
     cert = ctx.get("sealed_secrets_cert") or ""
     if not cert:
-        return f'"{seal.placeholder(ctx["environment"], name)}"'
+        return f'"{placeholder(ctx["environment"], name)}"'
     if missing := missing_secrets(ctx):
         envs = [source_env(q) for q in missing]
         raise refused(ctx, f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored) "
                       f"or set {', '.join(envs)}")
-    source = seal.SOURCES[name][key]
-    value = answer or os.environ.get(source.env) or (seal.generate(source.generate) if source.generate else "")
+    source = SOURCES[name][key]
+    value = answer or os.environ.get(source.env) or (generate(source.generate) if source.generate else "")
     if not value:  # the validators make this unreachable from the prompt
         raise ValueError(f"no value to seal for {name}/{key}: set {source.env}")
-    if problem := seal.check_plaintext(name, key, value):  # an env var bypasses the prompt's validator
+    if problem := check_plaintext(name, key, value):  # an env var bypasses the prompt's validator
         question = next((q for q, src in QUESTION_SOURCES.items() if src == (name, key)), source.env)
         raise refused(ctx, f"Validation error for question '{question}': {problem}")
-    return seal.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
+    return crypto.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
 
 
 @pass_context
 def composed(ctx: Context, name: str, key: str, shape: str) -> str:
     """A composite entry (facts.COMPOSITES): the shape with its secret references filled in, sealed."""
-    seal = seal_module()
     cert = ctx.get("sealed_secrets_cert") or ""
     if not cert:
-        return f'"{seal.placeholder(ctx["environment"], name)}"'
+        return f'"{placeholder(ctx["environment"], name)}"'
     if missing := missing_secrets(ctx):
         envs = [source_env(q) for q in missing]
         raise refused(ctx, f"sealing at copy time needs {', '.join(missing)}: type them (hidden, never stored) "
                       f"or set {', '.join(envs)}")
     try:
-        value = seal.compose_value(name, key, shape, lambda entry: ctx.get(entry.question or "") or "")
-    except seal.SealError as exc:
+        value = compose_value(name, key, shape, lambda entry: ctx.get(entry.question or "") or "")
+    except UserError as exc:
         raise refused(ctx, str(exc)) from None
-    return seal.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
+    return crypto.seal_value(public_key(cert), value.encode(), namespace=ctx["namespace"], name=name)
 
 
 def read_pem(path: str) -> str:

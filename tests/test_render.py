@@ -127,7 +127,7 @@ def test_render_refuses_a_chart_object_with_a_key_twice() -> None:
         "ok = \"# Source: airflow/templates/a.yaml\\nkind: Deployment\\nmetadata:\\n  annotations:\\n    a: '1'\\n\"\n"
         "render.duplicate_keys([ok])\n"
         "try:\n    render.duplicate_keys([ok, ok + \"    a: '2'\\n\"])\n"
-        "except render.RenderError as exc:\n    print(exc)\n")
+        "except render.UserError as exc:\n    print(exc)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "airflow/templates/a.yaml: " in proc.stdout and "duplicate key 'a'" in proc.stdout, proc.stdout

@@ -23,9 +23,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import seal
 import yaml
 from airflow_gitops import facts
+from airflow_gitops.sealing.crypto import seal_value
 from conftest import (
     airflow_python,
     change_answers,
@@ -380,7 +380,7 @@ def test_a_metadata_secret_with_the_wrong_password_fails_the_migrations(prerequi
     doc = yaml.safe_load(path.read_text())
     url = doc["metadata"]["annotations"][facts.COMPOSE_ANNOTATION + "connection"]
     wrong = url.replace("${AIRFLOW_DB_PASSWORD}", "not-the-password")
-    doc["spec"]["encryptedData"]["connection"] = seal.seal_value(
+    doc["spec"]["encryptedData"]["connection"] = seal_value(
         controller_key.public_key(), wrong.encode(), namespace=doc["metadata"]["namespace"], name="airflow-metadata")
     path.write_text(yaml.safe_dump(doc))
     with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:

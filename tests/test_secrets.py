@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from airflow_gitops.sealing import crypto, plaintext
 from conftest import assert_nothing_written, commit_all, kustomize_build, load_module, run_validate
 from controller import label_for, make_cert, make_key, unseal, unseal_object
 from cryptography.exceptions import InvalidTag
-
-seal = load_module("template/scripts/seal.py", "generated_seal")
 
 PASSWORDS = {
     "AIRFLOW_DB_PASSWORD": "db-Pa55word-5f1d9c",
@@ -51,14 +50,14 @@ def built_sealed_secrets(repo: Path, env: str = "dev") -> dict[str, dict]:
             if o["kind"] == "SealedSecret"}
 
 
-@pytest.mark.parametrize("scope", seal.SCOPES)
+@pytest.mark.parametrize("scope", crypto.SCOPES)
 def test_round_trip_per_scope(controller_key, cert, scope) -> None:
-    public = seal.read_certificate(cert)
-    ciphertext = seal.seal_value(public, b"s3cr3t", namespace="airflow-dev", name="airflow-db", scope=scope)
+    public = crypto.read_certificate(cert)
+    ciphertext = crypto.seal_value(public, b"s3cr3t", namespace="airflow-dev", name="airflow-db", scope=scope)
     assert ciphertext.startswith("Ag"), "4096-bit keys give Ag... like kubeseal"
     obj = {"metadata": {"name": "airflow-db", "namespace": "airflow-dev", "annotations": {}}}
     if scope != "strict":
-        obj["metadata"]["annotations"][seal.SCOPE_ANNOTATIONS[scope]] = "true"
+        obj["metadata"]["annotations"][crypto.SCOPE_ANNOTATIONS[scope]] = "true"
     assert unseal(controller_key, ciphertext, label_for(obj)) == b"s3cr3t"
     if scope != "cluster-wide":
         with pytest.raises(ValueError):
@@ -66,7 +65,7 @@ def test_round_trip_per_scope(controller_key, cert, scope) -> None:
 
 
 def test_tampering_is_detected(controller_key, cert) -> None:
-    ciphertext = seal.seal_value(seal.read_certificate(cert), b"value", namespace="ns", name="n")
+    ciphertext = crypto.seal_value(crypto.read_certificate(cert), b"value", namespace="ns", name="n")
     raw = bytearray(base64.b64decode(ciphertext))
     raw[-1] ^= 0x01
     with pytest.raises(InvalidTag):
@@ -143,7 +142,7 @@ def test_make_seal_with_wider_scope_annotates(tmp_path, copy_project, demo_answe
 
 def test_rotate_fernet_seals_new_then_old(tmp_path, copy_project, demo_answers, cert, controller_key) -> None:
     repo = copy_project(tmp_path / "repo", demo_answers)
-    old = seal.generate("fernet")
+    old = plaintext.generate("fernet")
     env = dict(os.environ, SEALED_SECRETS_CERT=str(cert), AIRFLOW_FERNET_KEY_OLD=old)
     out = subprocess.run(["make", "-s", "-C", str(repo), "rotate-fernet", "ENV=dev", f"TOOLS_PYTHON={sys.executable}"],
                          check=True, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout

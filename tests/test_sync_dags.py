@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GIT_ENV, ROOT, load_module, skip_or_fail
+from airflow_gitops.dagsync.cli import main
+from airflow_gitops.dagsync.volume import Ops
+from conftest import GIT_ENV, ROOT, skip_or_fail
 
 # SYNC_DAGS_TOOL: run the tests against another version, e.g. `git show v0.1.0:template/scripts/sync_dags.py`
 TOOL = Path(os.environ.get("SYNC_DAGS_TOOL", ROOT / "template/scripts/sync_dags.py"))
@@ -258,11 +260,12 @@ KILL_AFTER_FLIP = """import importlib.util, os, signal, sys
 spec = importlib.util.spec_from_file_location("sync_dags", sys.argv[1])
 tool = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tool)
-real_flip = tool.flip
-def flip_then_die(*args):
-    real_flip(*args)
-    os.kill(os.getpid(), signal.SIGKILL)  # `current` renamed, the state not yet written
-tool.flip = flip_then_die
+real_replace = os.replace
+def replace_then_die(src, dst):  # the flip's rename, wherever the tool keeps it
+    real_replace(src, dst)
+    if os.path.basename(dst) == "current":
+        os.kill(os.getpid(), signal.SIGKILL)  # `current` renamed, the state not yet written
+os.replace = replace_then_die
 sys.exit(tool.main(sys.argv[2:]))
 """
 
@@ -412,7 +415,6 @@ def test_rollback_returns_to_the_previous_tree(tmp_path: Path) -> None:
 
 
 def test_rollback_refuses_a_slot_dirtied_by_an_interrupted_publish(tmp_path: Path) -> None:
-    sync_dags = load_module("template/scripts/sync_dags.py", "sync_dags_under_test")
     v1 = make_tree(tmp_path / "v1", 40)
     v2 = copy_tree(v1, tmp_path / "v2")
     (v2 / "team00/dag_00000.py").write_text("VALUE = 2\n")
@@ -426,7 +428,7 @@ def test_rollback_refuses_a_slot_dirtied_by_an_interrupted_publish(tmp_path: Pat
     class Killed(BaseException):
         """Stands in for SIGKILL: nothing in the tool catches it."""
 
-    real_copy, copies = sync_dags.Ops.write_file, []
+    real_copy, copies = Ops.write_file, []
 
     def dying_copy(self: Any, *args: Any) -> None:
         copies.append(args)
@@ -434,12 +436,12 @@ def test_rollback_refuses_a_slot_dirtied_by_an_interrupted_publish(tmp_path: Pat
             raise Killed
         real_copy(self, *args)
 
-    sync_dags.Ops.write_file = dying_copy
+    Ops.write_file = dying_copy
     try:
         with pytest.raises(Killed):
-            sync_dags.main(["publish", "--source", str(v3), "--root", str(root), "--grace", "0", "--jobs", "1"])
+            main(["publish", "--source", str(v3), "--root", str(root), "--grace", "0", "--jobs", "1"])
     finally:
-        sync_dags.Ops.write_file = real_copy
+        Ops.write_file = real_copy
     assert snapshot(live(root)) == snapshot(v2)
 
     proc = run("rollback", "--root", root)

@@ -12,12 +12,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, airflow_python, skip_or_fail
+from airflow_gitops.dagsync.ignore import airflow_listing, glob_regex
+from conftest import airflow_python, skip_or_fail
 from test_sync_dags import PYTHON, TOOL, live, ok, publish, run, snapshot
 
 ETL = '''\
@@ -279,13 +279,8 @@ def test_ignore_rules_match_airflows_own_listing(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     airflow = json.loads(proc.stdout.splitlines()[-1])
 
-    sys.path.insert(0, str(ROOT / "template/scripts"))
-    try:
-        import sync_dags
-    finally:
-        sys.path.pop(0)
     for syntax in IGNORES:
-        listed, ignored = sync_dags.airflow_listing(str(tmp_path / syntax), syntax, [])
+        listed, ignored = airflow_listing(str(tmp_path / syntax), syntax, [])
         assert sorted(listed) == airflow[syntax], syntax
         assert set(listed).isdisjoint(ignored) and len(listed) + len(ignored) == len(IGNORE_TREE) + len(
             IGNORES[syntax]) - 2, syntax  # every file but the two ignore files, once
@@ -302,11 +297,6 @@ def test_ignore_rules_match_airflows_own_listing(tmp_path: Path) -> None:
 ])
 def test_glob_patterns_follow_gitignore(pattern: str, path: str, matched: bool) -> None:
     """The regex a glob pattern is matched with (Airflow's glob syntax is gitignore's, via pathspec)."""
-    sys.path.insert(0, str(ROOT / "template/scripts"))
-    try:
-        import sync_dags
-    finally:
-        sys.path.pop(0)
-    regex, include = sync_dags.glob_regex(pattern)
+    regex, include = glob_regex(pattern)
     assert include is not pattern.startswith("!")
     assert bool(re.match(regex, path)) is matched, regex

@@ -58,7 +58,8 @@ def v2_fixes(template: Path) -> None:
     for path in [template / "copier.yml", *(p for p in (template / "template").rglob("*.jinja") if p.is_file())]:
         if "web_hostname" in path.read_text():
             edit(path, "web_hostname", "ingress_host")
-    edit(template / "hooks/validation.py", '"web_hostname": web_hostname,', '"ingress_host": web_hostname,')
+    edit(template / "template/scripts/airflow_gitops/answers/__init__.py", '"web_hostname": web_hostname,',
+         '"ingress_host": web_hostname,')
     edit(template / "copier.yml", "_migrations:\n", "_migrations:\n" + MIGRATION)
     edit(template / "pyproject.toml", 'version = "0.2.0"', 'version = "0.2.1"')
 

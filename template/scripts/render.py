@@ -31,106 +31,21 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from airflow_gitops import kubelet, podsecurity
-from airflow_gitops.binaries import foreign
 from airflow_gitops.build import find_kubectl
+from airflow_gitops.errors import UserError, report
 from airflow_gitops.facts import KUBERNETES_VERSION as DEFAULT_KUBE_VERSION  # `helm template` capabilities
 from airflow_gitops.facts import POD_SECURITY_LEVEL
+from airflow_gitops.helmchart import find_helm, helm_template, resolve_chart
 from airflow_gitops.objects import UniqueKeyLoader, dig, ns_of
-from airflow_gitops.releases import Release, RenderError, environments, raw_documents, release_of
+from airflow_gitops.releases import environments, raw_documents, release_of
 
 GENERATED_SUFFIX = re.compile(r"^(?P<base>.+)-[a-z0-9]{10}$")  # kustomize generator hash
-
-
-# ---------------------------------------------------------------- tools
-def find_helm(repo: Path) -> str:
-    for candidate in (os.environ.get("HELM"), str(repo / ".tools/bin/helm"), shutil.which("helm")):
-        if candidate and os.access(candidate, os.X_OK) and not foreign(Path(candidate)):
-            return candidate
-    raise RenderError("no helm found: run `make tools` (installs helm v4 into .tools/bin) or set HELM")
-
-
-def helm_env(cache: Path) -> dict[str, str]:
-    """Helm keeps its repositories and caches in the repo's .cache, never in $HOME."""
-    homes = {f"HELM_{kind}_HOME": str(cache / "helm" / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}
-    return {**os.environ, **homes}
-
-
-# ---------------------------------------------------------------- the chart
-def chart_identity(path: Path) -> tuple[str, str]:
-    """(name, version) from Chart.yaml of a packaged chart or a chart directory."""
-    if path.is_dir():
-        meta = yaml.safe_load((path / "Chart.yaml").read_text())
-    else:
-        with tarfile.open(path) as tar:
-            member = next((m for m in tar.getmembers() if m.name.count("/") == 1
-                           and m.name.endswith("/Chart.yaml")), None)
-            if member is None:
-                raise RenderError(f"{path} is not a packaged Helm chart (no <chart>/Chart.yaml)")
-            meta = yaml.safe_load(tar.extractfile(member).read())  # type: ignore[union-attr]
-    return str(meta.get("name")), str(meta.get("version"))
-
-
-def chosen_chart(release: Release, charts: tuple[Path, ...]) -> Path | None:
-    """Of the CHART= paths, the one that is the chart the release pins (the only one if just one)."""
-    if len(charts) <= 1:
-        return charts[0] if charts else None
-    for path in charts:
-        if path.exists() and chart_identity(path) == (release.chart, release.version):
-            return path
-    raise RenderError(f"none of CHART={' '.join(map(str, charts))} is {release.chart} {release.version}, "
-                      f"which {release.env} pins")
-
-
-def resolve_chart(release: Release, charts: tuple[Path, ...], cache: Path, helm: str) -> Path:
-    cached = cache / "charts" / f"{release.chart}-{release.version}.tgz"
-    given = chosen_chart(release, charts)
-    if given is not None:
-        if not given.exists():
-            raise RenderError(f"CHART={given} does not exist")
-        name, version = chart_identity(given)
-        if (name, version) != (release.chart, release.version):
-            raise RenderError(f"CHART={given} is {name} {version}, but {release.env} pins "
-                              f"{release.chart} {release.version}")
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        if given.is_dir():
-            _helm(helm, cache, "package", str(given), "--destination", str(cached.parent))
-        elif given.resolve() != cached.resolve():
-            shutil.copyfile(given, cached)
-        return cached
-    if cached.is_file():
-        return cached
-    if not release.repo_url:
-        raise RenderError(f"no chart repository for {release.env} and no CHART given")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        _helm(helm, cache, "pull", release.chart, "--repo", release.repo_url, "--version", release.version,
-              "--destination", str(cached.parent))
-    except RenderError as exc:
-        raise RenderError(f"{exc}\n(offline? pass CHART=path to a copy of {release.chart} {release.version})") \
-            from None
-    return cached
-
-
-def _helm(helm: str, cache: Path, *args: str) -> str:
-    proc = subprocess.run([helm, *args], capture_output=True, text=True, env=helm_env(cache), timeout=600)
-    if proc.returncode != 0:
-        raise RenderError(f"helm {args[0]} failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout
-
-
-def helm_template(release: Release, chart: Path, helm: str, cache: Path, kube_version: str) -> str:
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as values:
-        yaml.safe_dump(release.values, values, sort_keys=False)
-        values.flush()
-        return _helm(helm, cache, "template", release.name, str(chart), "--namespace", release.namespace,
-                     "--kube-version", kube_version, "--skip-tests", "--values", values.name)
 
 
 # ---------------------------------------------------------------- output
@@ -217,7 +132,7 @@ def duplicate_keys(docs: list[str]) -> None:
             where = f" (line {exc.problem_mark.line + 1})" if getattr(exc, "problem_mark", None) else ""
             found.append(f"{head.removeprefix('# Source: ')}: {getattr(exc, 'problem', None) or exc}{where}")
     if found:
-        raise RenderError("the chart renders objects that Flux's post-renderer (kustomize) refuses:\n  "
+        raise UserError("the chart renders objects that Flux's post-renderer (kustomize) refuses:\n  "
                           + "\n  ".join(found))
 
 
@@ -248,7 +163,7 @@ def render_env(repo: Path, env: str, out: Path, opts: Options) -> str:
                (kubelet_problems(docs), "the kubelet would refuse to start these containers "
                                         "(CreateContainerConfigError)")]
     if any(problems for problems, _ in reports):
-        raise RenderError("\n".join(f"{env}: {len(problems)} problem(s): {what} (written to {target} for review):"
+        raise UserError("\n".join(f"{env}: {len(problems)} problem(s): {what} (written to {target} for review):"
                                      "\n  " + "\n  ".join(problems) for problems, what in reports if problems))
     return (f"render: {env}: {release.chart} {release.version} as {release.name} in {release.namespace}: "
             f"{counts[1]} chart objects, {counts[0]} overlay objects -> {target}")
@@ -266,7 +181,7 @@ def export_revision(repo: Path, rev: str, dest: Path) -> None:
     dest.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", rev], capture_output=True)
     if archive.returncode != 0:
-        raise RenderError(f"git archive {rev} failed: {archive.stderr.decode().strip()}")
+        raise UserError(f"git archive {rev} failed: {archive.stderr.decode().strip()}")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         if hasattr(tarfile, "data_filter"):  # Python >= 3.9.17/3.10.12/3.11.4
             tar.extractall(dest, filter="data")
@@ -292,7 +207,7 @@ def diff(repo: Path, envs: list[str], base: str, out: Path, opts: Options) -> in
                                os.path.relpath(right_root / env, out.parent)],
                               capture_output=True, text=True, cwd=out.parent)
         if proc.returncode > 1:
-            raise RenderError(f"diff failed: {proc.stderr.strip()}")
+            raise UserError(f"diff failed: {proc.stderr.strip()}")
         sys.stdout.write(proc.stdout)
         changed += sum(1 for line in proc.stdout.splitlines() if line.startswith("diff -ruN "))
     print(f"diff: {base} -> working tree: {changed} rendered file(s) differ ({', '.join(envs)})")
@@ -316,17 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         kubectl = find_kubectl(repo)
         if kubectl is None:
-            raise RenderError("no kubectl >= 1.27 found: run `make tools` (or set KUBECTL)")
+            raise UserError("no kubectl >= 1.27 found: run `make tools` (or set KUBECTL)")
         opts = Options(kubectl=kubectl, helm=find_helm(repo), charts=tuple(c.resolve() for c in args.chart),
                        cache=repo / ".cache", kube_version=args.kube_version)
         if args.command == "diff":
             if not args.base:
-                raise RenderError("diff needs BASE=<git revision>, e.g. make diff ENV=dev BASE=main")
+                raise UserError("diff needs BASE=<git revision>, e.g. make diff ENV=dev BASE=main")
             return diff(repo, args.env, args.base, out, opts)
         render(repo, args.env, out, opts)
-    except RenderError as exc:
-        print(f"render: error: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        return report("render: error", exc)
     return 0
 
 

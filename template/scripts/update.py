@@ -22,14 +22,11 @@ import sys
 from pathlib import Path
 
 from airflow_gitops import facts  # scripts/ is on sys.path: this file's own directory
+from airflow_gitops.errors import UserError, report
 
 PRIMARY = facts.ANSWERS_FILE
 REPO_WIDE = facts.REPO_WIDE_ANSWERS  # identical in every answers file (copier.yml asks them on the primary)
 MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.M)
-
-
-class UpdateError(Exception):
-    pass
 
 
 def git(*args: str, check: bool = True) -> str:
@@ -39,7 +36,7 @@ def git(*args: str, check: bool = True) -> str:
 def answers_files(repo: Path) -> list[Path]:
     others = sorted(p for p in repo.glob(".copier-answers.*.yml") if p.name != PRIMARY)
     if not (repo / PRIMARY).is_file():
-        raise UpdateError(f"{PRIMARY} not found: run make update from the repository root")
+        raise UserError(f"{PRIMARY} not found: run make update from the repository root")
     return [repo / PRIMARY, *others]
 
 
@@ -109,18 +106,18 @@ def update_one(copier: str, answers: Path, version: str | None, extra: list[str]
     print(f"update: {answers.name}: {' '.join(cmd[1:])}", flush=True)
     result = subprocess.run(cmd)
     if result.returncode != 0:
-        raise UpdateError(f"copier update failed for {answers.name} (exit {result.returncode})")
+        raise UserError(f"copier update failed for {answers.name} (exit {result.returncode})")
 
 
 def run(repo: Path, copier: str, version: str | None, data: list[str] | tuple[str, ...] = ()) -> list[str]:
     """`data`: --data arguments for the primary (the further envs then take its repo-wide answers)."""
     if git("status", "--porcelain", "--untracked-files=all").strip():
-        raise UpdateError("the worktree is not clean: commit or stash first (copier update needs it)")
+        raise UserError("the worktree is not clean: commit or stash first (copier update needs it)")
     start = git("rev-parse", "HEAD").strip()
     files = answers_files(repo)
     for answers in files:
         if problem := source_problem(answers):
-            raise UpdateError(problem)
+            raise UserError(problem)
     try:
         for answers in files:
             extra = list(data) if answers.name == PRIMARY else repo_wide_data(load_answers(repo / PRIMARY))
@@ -150,9 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         conflicts = run(repo, args.copier, args.version)
-    except UpdateError as exc:
-        print(f"update: error: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        return report("update: error", exc)
     if conflicts:
         print("update: conflicts to resolve (edit, remove the <<<<<<< / >>>>>>> blocks and *.rej files, "
               "then make validate):", file=sys.stderr)

@@ -22,20 +22,17 @@ from pathlib import Path
 
 import update
 from airflow_gitops import facts
+from airflow_gitops.errors import UserError, report
 from airflow_gitops.values import deployed_versions
 
 Version = tuple[int, ...]
-
-
-class UpgradeError(Exception):
-    pass
 
 
 def version_of(text: str) -> Version:
     """3.3.2 or 3.3.2-python3.12 -> (3, 3, 2)."""
     found = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", str(text))
     if not found:
-        raise UpgradeError(f"{text!r} is not a version")
+        raise UserError(f"{text!r} is not a version")
     return tuple(int(part) for part in found.groups())
 
 
@@ -43,7 +40,7 @@ def deployed(repo: Path, flavor: str) -> tuple[str, str]:
     """(chart version, Airflow image tag) the repository's rendered files deploy today."""
     chart, tag = deployed_versions(repo, flavor)
     if not chart or not tag:
-        raise UpgradeError("cannot tell the deployed versions: deploy/base/values.yaml or the chart pin is missing")
+        raise UserError("cannot tell the deployed versions: deploy/base/values.yaml or the chart pin is missing")
     return chart, tag
 
 
@@ -51,14 +48,14 @@ def target_of(flavor: str, current: tuple[str, str], airflow: str, chart: str | 
     chart = chart or current[0]
     known = facts.chart(flavor, chart)
     if known is None:
-        raise UpgradeError(f"CHART={chart}: this template knows the {facts.CHART_FLAVORS[flavor]} chart "
+        raise UserError(f"CHART={chart}: this template knows the {facts.CHART_FLAVORS[flavor]} chart "
                            f"{', '.join(facts.chart_versions(flavor))} (a newer template version may know more: "
                            "make update first)")
     if not known.supports(airflow):
-        raise UpgradeError(f"AIRFLOW={airflow}: the {known.label} deploys Airflow {known.airflow_range} here")
+        raise UserError(f"AIRFLOW={airflow}: the {known.label} deploys Airflow {known.airflow_range} here")
     for what, old, new in (("Airflow", current[1], airflow), ("the chart", current[0], chart)):
         if version_of(new) < version_of(old):
-            raise UpgradeError(f"{what} {new} is older than the deployed {old}: refused. Airflow's migrations only "
+            raise UserError(f"{what} {new} is older than the deployed {old}: refused. Airflow's migrations only "
                                "go forward, so the older release cannot run on a database the newer one migrated; "
                                "to go back, restore the RDS snapshot taken before the upgrade and revert its commit")
     return chart, airflow
@@ -85,7 +82,7 @@ def upgrade(repo: Path, copier: str, airflow: str | None, chart: str | None,
     dirty = lambda: update.git("status", "--porcelain", "--untracked-files=all").splitlines()  # noqa: E731
     answer_paths = {str(p.relative_to(repo)) for p in files}
     if any(line[3:] not in answer_paths for line in dirty()) or (dirty() and not from_answers):
-        raise UpgradeError("the worktree is not clean: commit or stash first (copier update needs it)")
+        raise UserError("the worktree is not clean: commit or stash first (copier update needs it)")
     primary = update.load_answers(repo / update.PRIMARY)
     if from_answers:
         airflow, chart = str(primary.get("airflow_image_tag")), str(primary.get("chart_version"))
@@ -102,7 +99,7 @@ def upgrade(repo: Path, copier: str, airflow: str | None, chart: str | None,
                        "--quiet", "--no-verify", "-am", "make upgrade: the answers as deployed")
         data = ["--data", f"chart_version={target[0]}", "--data", f"airflow_image_tag={target[1]}"]
         if conflicts := update.run(repo, copier, ":current:", data):
-            raise UpgradeError("copier update left conflicts to resolve: " + ", ".join(conflicts))
+            raise UserError("copier update left conflicts to resolve: " + ", ".join(conflicts))
     finally:
         if update.git("rev-parse", "HEAD").strip() != start:
             update.git("update-ref", "-m", "make upgrade: back to the starting commit", "HEAD", start)
@@ -140,9 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     repo = Path.cwd()
     try:
         current, target = upgrade(repo, args.copier, args.airflow, args.chart, args.from_answers)
-    except (UpgradeError, update.UpdateError) as exc:
-        print(f"upgrade: error: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        return report("upgrade: error", exc)
     if current == target:
         print(f"upgrade: already on Airflow {target[1]} with chart {target[0]}: nothing to do")
         return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from airflow_gitops.binaries import foreign
+from airflow_gitops.errors import UserError
 from airflow_gitops.facts import KUBECTL_MIN_MINOR
 from airflow_gitops.objects import Loader
 
@@ -21,8 +22,8 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 SKIP_DIRS = {"node_modules", "__pycache__"}  # plus every hidden dir (.git, .cache, .tools)
 
 
-class BuildError(Exception):
-    pass
+class BuildError(UserError):
+    """kustomize refused to build: what it said."""
 
 
 def kustomization_file(directory: Path) -> Path | None:

@@ -27,9 +27,9 @@ import yaml
 
 from airflow_gitops import facts
 from airflow_gitops.build import find_kubectl
+from airflow_gitops.errors import OK, PROBLEMS, UserError, report
 from airflow_gitops.objects import Loader
 
-EXIT_OK, EXIT_FAILED, EXIT_CANNOT_CHECK = 0, 1, 2
 FAILED = ("MISSING", "TOO OLD")
 TIMEOUT = "20s"  # kubectl --request-timeout: a dead API server answers no faster
 # The API paths of what preflight reads (GET only). Collections end with the plural.
@@ -47,10 +47,6 @@ VERSION_IN_TAG = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")  # v1.4.0, 2.16.1, v
 UNREACHABLE = ("Unable to connect to the server", "was refused", "connection refused", "no such host",
                "i/o timeout", "deadline exceeded", "certificate", "couldn't get current server API group list",
                "current-context", "no configuration has been provided")
-
-
-class CannotCheck(Exception):
-    """Nothing can be checked: printed as the one error, exit 2."""
 
 
 class CannotTell(Exception):
@@ -94,7 +90,7 @@ def environments(repo: Path) -> dict[str, dict]:
         try:
             data = yaml.load(path.read_text(), Loader=Loader)
         except (OSError, yaml.YAMLError) as exc:
-            raise CannotCheck(f"{path.name} is unreadable: {exc}") from exc
+            raise UserError(f"{path.name} is unreadable: {exc}") from exc
         if isinstance(data, dict) and data.get("environment"):
             found[str(data["environment"])] = data
     return found
@@ -103,15 +99,15 @@ def environments(repo: Path) -> dict[str, dict]:
 def needs(repo: Path, env: str | None) -> Needs:
     envs = environments(repo)
     if not envs:
-        raise CannotCheck(f"no .copier-answers*.yml with an environment in {repo}: run it in the repository's root")
+        raise UserError(f"no .copier-answers*.yml with an environment in {repo}: run it in the repository's root")
     if env is not None and env not in envs:
-        raise CannotCheck(f"ENV={env}: no such environment (this repository has {', '.join(sorted(envs))})")
+        raise UserError(f"ENV={env}: no such environment (this repository has {', '.join(sorted(envs))})")
     chosen = {env: envs[env]} if env else envs
     clusters = {str(a.get("eks_cluster_name", "")) for a in chosen.values()}
     if len(clusters) > 1:
         on = ", ".join(f"{e} ({a.get('eks_cluster_name')})" for e, a in sorted(chosen.items()))
-        raise CannotCheck(f"the environments run on different clusters: {on}; "
-                          "give the one whose cluster kubectl points at: make preflight ENV=<env>")
+        raise UserError(f"the environments run on different clusters: {on}; "
+                        "give the one whose cluster kubectl points at: make preflight ENV=<env>")
     first = next(iter(chosen.values()))
     return Needs(tuple(sorted(chosen)), clusters.pop(), str(first.get("gitops_engine", "flux")),
                  any(a.get("keda_autoscaling") is True for a in chosen.values()),
@@ -137,17 +133,17 @@ class Cluster:
         try:
             return subprocess.run([self.kubectl, *args], capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.SubprocessError) as exc:
-            raise CannotCheck(f"cannot run {self.kubectl}: {exc}") from exc
+            raise UserError(f"cannot run {self.kubectl}: {exc}") from exc
 
     def describe(self) -> str:
         return f"kubectl context {self.context or '(none)'} ({self.server or 'no server'})"
 
-    def unreachable(self, text: str) -> CannotCheck:
+    def unreachable(self, text: str) -> UserError:
         if not self.context:
-            return CannotCheck(f"kubectl has no current context: set KUBECONFIG or run kubectl config use-context "
-                               f"({text})")
-        return CannotCheck(f"cannot query the API server of kubectl context {self.context} "
-                           f"({self.server or 'no server'}): {text}")
+            return UserError(f"kubectl has no current context: set KUBECONFIG or run kubectl config use-context "
+                             f"({text})")
+        return UserError(f"cannot query the API server of kubectl context {self.context} "
+                         f"({self.server or 'no server'}): {text}")
 
     def get(self, path: str) -> dict | None:
         """The object at `path`, or None when the API answers NotFound."""
@@ -328,7 +324,7 @@ def run(repo: Path, env: str | None, out: TextIO = sys.stdout) -> int:
         need = needs(repo, env)
         kubectl = find_kubectl(repo)
         if kubectl is None:
-            raise CannotCheck("no kubectl: set KUBECTL, put kubectl >= 1.27 on PATH, or run make tools")
+            raise UserError("no kubectl: set KUBECTL, put kubectl >= 1.27 on PATH, or run make tools")
         cluster = Cluster(kubectl)
         print(f"preflight: {', '.join(need.envs)} on cluster {need.cluster} ({facts.GITOPS_ENGINES.get(need.engine)}),"
               f" {cluster.describe()}", file=out)
@@ -336,13 +332,12 @@ def run(repo: Path, env: str | None, out: TextIO = sys.stdout) -> int:
         for result in checks(cluster, need):
             print(result.line(), file=out, flush=True)
             results.append(result)
-    except CannotCheck as exc:
-        print(f"preflight: cannot check the cluster: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_CHECK
+    except UserError as exc:  # nothing can be checked: the one error, exit 2
+        return report("preflight: cannot check the cluster", exc)
     failed = [r for r in results if r.status in FAILED]
     warned = sum(r.status == "WARN" for r in results)
     print(f"preflight: {len(results) - len(failed) - warned} OK, {warned} WARN, {len(failed)} failed", file=out)
-    return EXIT_FAILED if failed else EXIT_OK
+    return PROBLEMS if failed else OK
 
 
 def main(argv: list[str] | None = None) -> int:

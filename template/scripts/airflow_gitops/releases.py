@@ -10,12 +10,9 @@ from pathlib import Path
 import yaml
 
 from airflow_gitops.build import BuildError, kustomization_file, kustomize_build
+from airflow_gitops.errors import UserError
 from airflow_gitops.objects import dig, find, load_answers, ns_of
 from airflow_gitops.values import argo_sources, argo_values, helm_values
-
-
-class RenderError(Exception):
-    """A problem the user can fix; printed without a traceback."""
 
 
 @dataclass
@@ -49,18 +46,18 @@ def build(kubectl: str, target: Path, engine: str) -> tuple[list[dict], list[str
     try:
         objs = kustomize_build(kubectl, target, root_only=engine == "argocd")
     except (BuildError, OSError) as exc:
-        raise RenderError(f"kustomize build {target} failed: {exc}") from None
+        raise UserError(f"kustomize build {target} failed: {exc}") from None
     return objs, [yaml.safe_dump(o, sort_keys=False) for o in objs]
 
 
 def flux_release(repo: Path, env: str, objs: list[dict]) -> Release:
     releases = [o for o in objs if o.get("kind") == "HelmRelease"]
     if len(releases) != 1:
-        raise RenderError(f"deploy/overlays/{env} builds {len(releases)} HelmReleases; expected one")
+        raise UserError(f"deploy/overlays/{env} builds {len(releases)} HelmReleases; expected one")
     hr = releases[0]
     values, errors, warnings = helm_values(hr, objs)
     if errors or warnings:
-        raise RenderError(f"HelmRelease values of {env}: " + "; ".join(errors + warnings))
+        raise UserError(f"HelmRelease values of {env}: " + "; ".join(errors + warnings))
     spec = dig(hr, "spec.chart.spec") or {}
     source = spec.get("sourceRef") or {}
     source_ns = source.get("namespace") or ns_of(hr)
@@ -81,7 +78,7 @@ def _flux_default_name(hr: dict) -> str:
 def argo_release(repo: Path, env: str, kubectl: str) -> Release:
     dirs = sorted(p for p in (repo / "clusters").glob(f"*/{env}") if p.is_dir())
     if len(dirs) != 1:
-        raise RenderError(f"expected one clusters/<cluster>/{env} directory, found {len(dirs)}")
+        raise UserError(f"expected one clusters/<cluster>/{env} directory, found {len(dirs)}")
     objs, _ = build(kubectl, dirs[0], "argocd")
     for app in (o for o in objs if o.get("kind") == "Application"):
         sources = argo_sources(app)
@@ -93,7 +90,7 @@ def argo_release(repo: Path, env: str, kubectl: str) -> Release:
         refs = {str(s["ref"]) for _, s in sources if s.get("ref")}
         values, errors = argo_values(src, refs, repo)
         if values is None or errors:
-            raise RenderError(f"Application {dig(app, 'metadata.name')}: value files unreadable: {errors}")
+            raise UserError(f"Application {dig(app, 'metadata.name')}: value files unreadable: {errors}")
         helm = src.get("helm") or {}
         layers = [f"valueFiles {f}" for f in helm.get("valueFiles") or []]
         layers += [k for k in ("values", "valuesObject") if helm.get(k)]
@@ -101,14 +98,14 @@ def argo_release(repo: Path, env: str, kubectl: str) -> Release:
                        namespace=str(dig(app, "spec.destination.namespace")), chart=str(src["chart"]),
                        version=str(src.get("targetRevision", "")), repo_url=str(src.get("repoURL", "")),
                        values=values, layers=layers)
-    raise RenderError(f"clusters/{env} has no Application deploying a chart with deploy/overlays/{env}")
+    raise UserError(f"clusters/{env} has no Application deploying a chart with deploy/overlays/{env}")
 
 
 def release_of(repo: Path, env: str, kubectl: str) -> Release:
     engine = str(load_answers(repo).get("gitops_engine") or "flux")
     overlay = repo / "deploy" / "overlays" / env
     if not overlay.is_dir():
-        raise RenderError(f"no environment {env!r}: {overlay} does not exist (have: {', '.join(environments(repo))})")
+        raise UserError(f"no environment {env!r}: {overlay} does not exist (have: {', '.join(environments(repo))})")
     objs, raw = build(kubectl, overlay, engine)
     release = flux_release(repo, env, objs) if engine == "flux" else argo_release(repo, env, kubectl)
     secrets = overlay / "secrets"
