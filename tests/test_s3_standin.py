@@ -9,7 +9,7 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.exceptions import ClientError
-from s3_iam import ALLOW, DENY, IMPLICIT_DENY, S3StandIn, evaluate, s3_stand_in
+from standins.s3_iam import ALLOW, DENY, IMPLICIT_DENY, S3StandIn, evaluate, s3_stand_in
 
 BUCKET, KEY_ID = "logs-bucket", "AKIASTANDINEXAMPLE"
 OBJECTS = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"arn:aws:s3:::{BUCKET}/env/*"}

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from airflow_gitops import facts
 from airflow_gitops.facts import IAM_DIR, S3_LIST_PREFIX_OPERATOR, S3_LOGS_POLICY
-from conftest import airflow_python, merged_values
-from s3_iam import S3StandIn, s3_stand_in
+from helpers.render import merged_values
+from helpers.tools import airflow_python
+from standins.s3_iam import S3StandIn, s3_stand_in
 
 pytestmark = pytest.mark.slow
 KEY_ID = "AKIATASKLOGSEXAMPLE"

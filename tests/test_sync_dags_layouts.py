@@ -17,8 +17,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, airflow_python, skip_or_fail
-from test_sync_dags import PYTHON, TOOL, live, ok, publish, run, snapshot
+from helpers.paths import ROOT, skip_or_fail
+from helpers.sync_dags import PYTHON, TOOL, live, ok, publish, run, snapshot
+from helpers.tools import airflow_python
 
 ETL = '''\
 from datetime import datetime

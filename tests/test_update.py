@@ -15,7 +15,9 @@ from pathlib import Path
 import git
 import pytest
 import yaml
-from conftest import COPIER, GIT_ENV, commit_all, load_module, make_update, repo_wide_questions, staging_answers
+from helpers.copying import COPIER, GIT_ENV, commit_all, repo_wide_questions, staging_answers
+from helpers.make import make_update
+from helpers.paths import load_module
 
 pytestmark = pytest.mark.slow  # the update matrix: tagged template repos, copier update, make update
 
