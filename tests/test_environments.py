@@ -14,6 +14,7 @@ from helpers.copying import commit_all, staging_answers
 from helpers.make import run_validate
 from helpers.paths import ROOT
 from helpers.secrets import PASSWORDS
+from standins.controller import make_cert, make_key
 
 PER_ENV = {"environment": "staging", "aws_region": "eu-central-1", "aws_account_id": "210987654321",
            "eks_cluster_name": "staging-cluster", "efs_file_system_id": "fs-00aa11bb22cc33dd4",
@@ -122,7 +123,6 @@ def test_sealing_a_new_environment_without_passwords_leaves_nothing(tmp_path, co
                                                                      monkeypatch) -> None:
     """Adding an environment with a certificate but no passwords: one clear error, no half repo, and
     the retry is not refused as "environment already exists"."""
-    from controller import make_cert, make_key
 
     for name in ("AIRFLOW_DB_PASSWORD", "AIRFLOW_REDIS_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"):
         monkeypatch.delenv(name, raising=False)

@@ -22,7 +22,7 @@ from airflow_gitops.facts import (
     S3_LOGS_POLICY,
 )
 from airflow_gitops.validate import iam
-from helpers.make import render_dev, run_validate
+from helpers.make import render_dev, run_make, run_validate
 from helpers.paths import chart_tgz
 from helpers.render import by_kind, pod_annotations, rendered_objects, task_pod_templates, workloads
 from standins import netpol
@@ -344,7 +344,6 @@ def test_an_image_mirror_serves_every_image_of_the_release(flavor, tmp_path, cop
     """image_mirror (an ECR pull-through cache): every container and task pod image of both charts is
     pulled through it, and the kubelet check still knows each image (make render passes)."""
     from airflow_gitops import images as image_facts
-    from conftest import run_make
 
     mirror = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     base = official_answers if flavor == "official" else demo_answers
