@@ -352,7 +352,7 @@ def test_validate_refuses_keda_around_pgbouncer(keda, tmp_path) -> None:
 
 
 def test_network_policies_let_the_airflow_3_flows_through_and_nothing_else(keda) -> None:
-    """Evaluated with tests/netpol.py (Kubernetes' semantics; no CNI runs here): every pod of the
+    """Evaluated with tests/standins/netpol.py (Kubernetes' semantics; no CNI runs here): every pod of the
     release reaches pgbouncer, workers reach the api-server's Execution API, the ALB reaches the
     api-server, the KEDA operator reaches pgbouncer; the Jenkins agent and other KEDA pods do not."""
     repo, objs = keda

@@ -247,7 +247,7 @@ def config_env(objs: list[dict[str, Any]], key: str) -> str:
 
 def test_network_policies_let_airflow_flows_through_and_nothing_else(production) -> None:
     """The flows the rendered configuration names (each pod's DATABASE_HOST, the web Service, the log
-    server ports) are allowed; a pod that is not the release's is not. Evaluated with tests/netpol.py:
+    server ports) are allowed; a pod that is not the release's is not. Evaluated with tests/standins/netpol.py:
     no CNI runs here, and the runtime harness does not enforce policies."""
     _, objs = production
     policies = list(by_kind(objs, "NetworkPolicy").values())

@@ -1,4 +1,4 @@
-"""The S3 stand-in (tests/s3_iam.py) refuses what IAM and S3 refuse: a wrong resource, a condition
+"""The S3 stand-in (tests/standins/s3_iam.py) refuses what IAM and S3 refuse: a wrong resource, a condition
 not met, an explicit Deny, and a missing key's 404 to a caller that may not list the bucket."""
 
 from __future__ import annotations
