@@ -16,9 +16,11 @@ import pytest
 import yaml
 from airflow_gitops import facts
 from airflow_gitops.stamps import PGBOUNCER_STAMP, STAMP
-from conftest import change_answers, chart_tgz, commit_all, install_rds_ca, run_make, run_validate
-from controller import make_cert, make_key, unseal_object
-from test_runtime import PASSWORDS, environ
+from helpers.copying import change_answers, commit_all
+from helpers.make import install_rds_ca, run_make, run_validate
+from helpers.paths import chart_tgz
+from helpers.secrets import PASSWORDS, environ
+from standins.controller import make_cert, make_key, unseal_object
 
 pytestmark = pytest.mark.slow  # copier copy + update, make seal, validate and render with the real chart
 

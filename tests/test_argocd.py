@@ -8,16 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import (
-    COPIER,
-    GIT_ENV,
-    commit_all,
-    kustomize_build,
-    make_update,
-    run_validate,
-    shared_path,
-    staging_answers,
-)
+from helpers.copying import COPIER, GIT_ENV, commit_all, staging_answers
+from helpers.make import make_update, run_validate
+from helpers.paths import shared_path
+from helpers.render import kustomize_build
 
 GIT_REPO = "https://github.com/example/airflow-gitops.git"
 ARGO = {"gitops_engine": "argocd", "git_repo_url": GIT_REPO, "git_revision": "main"}

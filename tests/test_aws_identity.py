@@ -38,7 +38,10 @@ from airflow_gitops.facts import (
     service_accounts,
 )
 from botocore.validate import ParamValidator
-from conftest import airflow_python, merged_values, render_dev, run_validate, staging_answers
+from helpers.copying import staging_answers
+from helpers.make import render_dev, run_validate
+from helpers.render import merged_values
+from helpers.tools import airflow_python
 
 pytestmark = pytest.mark.slow
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.service-account-token.signature"  # what the kubelet projects

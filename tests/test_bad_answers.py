@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 from airflow_gitops.facts import EXECUTORS
-from conftest import ROOT, assert_nothing_written, load_module
+from helpers.copying import assert_nothing_written
+from helpers.paths import ROOT, load_module
 
 validation = load_module("hooks/validation.py", "bad_answers_validation")
 QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text())

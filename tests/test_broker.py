@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 from airflow_gitops.sealing.rules import check_plaintext
-from conftest import assert_nothing_written, merged_values, run_validate
-from controller import make_cert, make_key
+from helpers.copying import assert_nothing_written
+from helpers.make import run_validate
+from helpers.paths import load_module
+from helpers.render import merged_values
+from helpers.secrets import PASSWORDS
+from standins.controller import make_cert, make_key
 
-GOOD = {"AIRFLOW_DB_PASSWORD": "db-Pa55word-5f1d9c", "AIRFLOW_REDIS_PASSWORD": "redis-T0ken-8e27aa",
-        "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-03bc71"}
+seal = load_module("template/scripts/seal.py", "broker_seal")
 BAD_TOKENS = ["short-T0ken", "has/slash-0123456789", 'has"quote-0123456789', "has@at-0123456789",
               "has space 0123456789", "has$dollar-0123456789", "x" * 129]
 BAD_DB_PASSWORDS = ["has/slash-123", "has'quote-123", "has$dollar-1", "back\\slash1", "has space-1", "short"]
@@ -52,7 +55,7 @@ def test_auth_without_tls_is_refused(tmp_path, copy_project, demo_answers) -> No
 @pytest.mark.parametrize("token", BAD_TOKENS)
 def test_a_token_elasticache_refuses_is_rejected_at_copy_time(tmp_path, copy_project, demo_answers, cert,
                                                               monkeypatch, token) -> None:
-    for name, value in GOOD.items():
+    for name, value in PASSWORDS.items():
         monkeypatch.setenv(name, value)
     dst = tmp_path / "dst"
     with pytest.raises(ValueError) as excinfo:  # typed at the (hidden) prompt

@@ -11,27 +11,19 @@ when that Secret is deleted later (its Secret informer requeues only for Secrets
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import COPIER, GIT_ENV, commit_all, install_rds_ca, render_dev, run_make, run_validate
-from controller import make_cert, make_key, unseal_object
-from test_official_chart import render_official
-from test_runtime import PASSWORDS, environ
+from helpers.chart_switch import FERNET, SECRETS, SWITCH, change_chart_answers, community_repo, switch_to_official
+from helpers.make import render_dev, run_validate
+from helpers.render import render_official
+from standins.controller import make_key, unseal_object
 
 pytestmark = pytest.mark.slow  # copier copy + update, make seal, validate and render with the real chart
-
-SECRETS = Path("deploy/overlays/dev/secrets")
-FERNET = SECRETS / "airflow-fernet-key.yaml"
-# The runbook's answers: the official flavor's pinned chart and its default Airflow 3 image.
-OFFICIAL = facts.chart("official")
-SWITCH = {"airflow_chart": "official", "chart_version": OFFICIAL.version, "airflow_image_tag": OFFICIAL.default_tag}
 
 
 def sealed(repo: Path, path: Path) -> dict[str, Any]:
@@ -62,30 +54,6 @@ def runbook_selectors(readme: str, verb: str) -> set[str]:
 
 def selects(selector: str, labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in (term.split("=", 1) for term in selector.split(",")))
-
-
-def community_repo(tmp: Path, copy_project, demo_answers: dict[str, Any], key) -> Path:
-    """A community-chart repository with every secret sealed, committed (copier update needs a clean tree)."""
-    cert = make_cert(key, tmp / "cert.pem")
-    with environ(PASSWORDS):
-        repo = copy_project(tmp / "repo", {**demo_answers, "rds_tls_verify": True, "sealed_secrets_cert": str(cert)})
-    install_rds_ca(repo, cert.read_bytes())
-    commit_all(repo, "on the community chart")
-    return repo
-
-
-def change_chart_answers(repo: Path) -> None:
-    """The runbook's first command: the same template version, the official chart's answers."""
-    data = [arg for name, value in SWITCH.items() for arg in ("--data", f"{name}={value}")]
-    subprocess.run([COPIER, "update", "--trust", "--defaults", "--quiet", "--vcs-ref", ":current:", *data],
-                   cwd=repo, check=True, capture_output=True, env=dict(os.environ, **GIT_ENV))
-
-
-def switch_to_official(repo: Path) -> subprocess.CompletedProcess[str]:
-    """The runbook's two commands: change the chart answers in place, then seal what the new chart reads."""
-    change_chart_answers(repo)
-    with environ(PASSWORDS):
-        return run_make(repo, "seal", "ENV=dev")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from airflow_gitops import validate  # imported before any copy: copier's hooks swap airflow_gitops
 from airflow_gitops.facts import DAG_CLAIM
-from conftest import ROOT, merged_values, shared_path
+from helpers.paths import ROOT, shared_path
+from helpers.render import merged_values
 
 VARIANTS = {
     "celery": {},

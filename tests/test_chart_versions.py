@@ -11,18 +11,19 @@ runtime (tests/runtime/install.py, `make runtime`) and a place in tests/test_run
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-import test_runtime_official
 import yaml
 from airflow_gitops import facts
-from conftest import ROOT, chart_tgz, install_rds_ca, run_make, run_validate
-from controller import make_cert, make_key
+from helpers.make import install_rds_ca, run_make, run_validate
+from helpers.paths import ROOT, chart_tgz
+from helpers.secrets import PASSWORDS
 from runtime.install import RUNTIMES
-from test_runtime import PASSWORDS
+from standins.controller import make_cert, make_key
 
 OFFICIAL = [c for c in facts.CHARTS.values() if c.flavor == "official"]
 
@@ -41,17 +42,22 @@ def test_an_official_chart_allows_exactly_the_airflow_minors_proven_on_it(chart:
     assert not chart.supports(f"3.{hi_minor + 1}.0") and not chart.supports(f"3.{lo_minor - 1}.0")
 
 
-def parametrized(test: Any) -> list[tuple[str, str]]:
-    (mark,) = [m for m in test.pytestmark if m.name == "parametrize"]
-    return list(mark.args[1])
+def parametrized(test: str) -> list[tuple[str, str]]:
+    """The (chart, release) pairs tests/test_runtime_official.py runs `test` on, as pytest collects them
+    (ids chart-<version>-airflow-<release>): collected in a subprocess, since no test module imports another."""
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                                f"tests/test_runtime_official.py::{test}"], cwd=ROOT, capture_output=True, text=True,
+                               timeout=120)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    return re.findall(rf"::{test}\[chart-(.+)-airflow-(.+)\]$", collected.stdout, re.M)
 
 
 def test_every_proven_release_has_a_runtime_and_a_place_in_the_runtime_proof() -> None:
     """Each (chart, release) facts lists runs in tests/test_runtime_official.py: the full story on each
     chart's newest release, the smoke on the others; `make runtime` installs each release."""
     pairs = {(c.version, r) for c in OFFICIAL for r in c.proven}
-    full = parametrized(test_runtime_official.test_airflow3_release_runs_a_dag_on_the_celery_worker)
-    smoke = parametrized(test_runtime_official.test_airflow3_release_migrates_serves_and_runs_a_task)
+    full = parametrized("test_airflow3_release_runs_a_dag_on_the_celery_worker")
+    smoke = parametrized("test_airflow3_release_migrates_serves_and_runs_a_task")
     assert set(full) | set(smoke) == pairs and not set(full) & set(smoke)
     assert set(full) == {(c.version, c.proven[-1]) for c in OFFICIAL}
     assert (facts.default_version("official"), facts.chart("official").default_tag) in full

@@ -21,12 +21,13 @@ import git
 import pytest
 import yaml
 from airflow_gitops import podsecurity
-from conftest import groovy_lint, npm_tool, run_validate, shared_path, skip_or_fail, validate_env
-from controller import make_cert, make_key
+from helpers.make import run_validate, validate_env
+from helpers.paths import shared_path, skip_or_fail
+from helpers.secrets import PASSWORDS
+from helpers.tools import groovy_lint, npm_tool
+from standins.controller import make_cert, make_key
 
 PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
-PASSWORDS = {"AIRFLOW_DB_PASSWORD": "Db-pass-for-ci-1", "AIRFLOW_REDIS_PASSWORD": "Tok3n-for-ci-0123456",
-             "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-for-ci"}
 
 
 def action_validator(workflow: Path) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import load_module
+from helpers.paths import load_module
 from jinja2 import Environment
 
 

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 import yaml
 from airflow_gitops.facts import DAG_CLAIM
-from conftest import kustomize_build, run_validate, staging_answers, validate_env
+from helpers.copying import staging_answers
+from helpers.make import run_validate, validate_env
+from helpers.render import kustomize_build
 
 ANSWER_MATRIX = {
     "celery-ap-ingress": {},

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from airflow_gitops import facts
-from conftest import ROOT, load_module
+from helpers.paths import ROOT, load_module
 from runtime.install import PGBOUNCER, RUNTIMES
 
 # At import: tests that run copier in-process leave `airflow_gitops` bound to a template clone since removed.

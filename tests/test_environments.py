@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 from airflow_gitops.facts import DAG_CLAIM, jenkins_entries
-from conftest import ROOT, commit_all, run_validate, staging_answers
+from helpers.copying import commit_all, staging_answers
+from helpers.make import run_validate
+from helpers.paths import ROOT
+from helpers.secrets import PASSWORDS
+from standins.controller import make_cert, make_key
 
 PER_ENV = {"environment": "staging", "aws_region": "eu-central-1", "aws_account_id": "210987654321",
            "eks_cluster_name": "staging-cluster", "efs_file_system_id": "fs-00aa11bb22cc33dd4",
@@ -119,7 +123,6 @@ def test_sealing_a_new_environment_without_passwords_leaves_nothing(tmp_path, co
                                                                      monkeypatch) -> None:
     """Adding an environment with a certificate but no passwords: one clear error, no half repo, and
     the retry is not refused as "environment already exists"."""
-    from controller import make_cert, make_key
 
     for name in ("AIRFLOW_DB_PASSWORD", "AIRFLOW_REDIS_PASSWORD", "AIRFLOW_ADMIN_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
@@ -135,9 +138,8 @@ def test_sealing_a_new_environment_without_passwords_leaves_nothing(tmp_path, co
     assert cli.returncode != 0
     assert "needs db_password, redis_password, admin_password" in cli.stderr and "Traceback" not in cli.stderr
     assert changed_paths(repo) == set()
-    monkeypatch.setenv("AIRFLOW_DB_PASSWORD", "db-Pa55word-5f1d9c")
-    monkeypatch.setenv("AIRFLOW_REDIS_PASSWORD", "redis-T0ken-8e27aa")
-    monkeypatch.setenv("AIRFLOW_ADMIN_PASSWORD", "admin-Pa55-03bc71")
+    for name, value in PASSWORDS.items():
+        monkeypatch.setenv(name, value)
     copy_project(repo, staging, answers_file=".copier-answers.staging.yml")  # the retry works
     assert (repo / "deploy/overlays/staging/secrets/airflow-db.yaml").is_file()
 

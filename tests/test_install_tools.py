@@ -23,7 +23,9 @@ import render
 import yaml
 from airflow_gitops import binaries, build
 from airflow_gitops.facts import TOOLS_WHEEL_PLATFORM
-from conftest import ROOT, helm_path, kubectl_path, validate_env
+from helpers.make import validate_env
+from helpers.paths import ROOT
+from helpers.tools import helm_path, kubectl_path
 
 ELF_AARCH64, ELF_X86_64 = 183, 62
 TEMPLATE = ROOT / "template"

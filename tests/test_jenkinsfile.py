@@ -14,8 +14,12 @@ import pytest
 import yaml
 from airflow_gitops import podsecurity
 from airflow_gitops.facts import DAG_CLAIM, POD_SECURITY_LEVEL, jenkins_cloud, jenkins_entries
-from conftest import ROOT, commit_all, groovy_lint, kustomize_build, merged_values, run_validate, staging_answers
-from declarative import (
+from helpers.copying import commit_all, staging_answers
+from helpers.make import run_validate
+from helpers.paths import ROOT
+from helpers.render import kustomize_build, merged_values
+from helpers.tools import groovy_lint
+from standins.declarative import (
     BRANCH_EVENT_CAUSE,
     USER_CAUSE,
     Start,

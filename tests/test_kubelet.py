@@ -16,9 +16,9 @@ import render
 import yaml
 from airflow_gitops import images, kubelet
 from airflow_gitops.facts import NOBODY_UID
-from conftest import render_dev
-from test_official_chart import ENGINES, render_official
-from test_production import rendered_objects
+from helpers.copying import ENGINES
+from helpers.make import render_dev
+from helpers.render import render_official, rendered_objects
 
 ANSWER_SETS: dict[str, tuple[str, dict[str, Any]]] = {
     "official-defaults": ("official", {}),

@@ -3,7 +3,7 @@ in Prometheus and alerts on what stops Airflow. The rendered PrometheusRule runs
 (Debian's prometheus package, `make runtime`) against series that must fire each alert and series
 that must not; the ServiceMonitor must select the chart's metric Services by their real port names,
 the NetworkPolicies must let StatsD and the scrape through, and both objects must pass the
-operator's CRD types (tests/crd_types.mjs). tests/test_runtime_official.py
+operator's CRD types (tests/standins/crd_types.mjs). tests/test_runtime_official.py
 checks that real Airflow (each chart version's newest proven release) emits the metrics the alerts read."""
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import netpol
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import ROOT, run_validate, skip_or_fail
-from controller import make_cert, make_key
-from test_official_chart import by_kind, objects, objs_with_pods, render_official
-from test_runtime import PASSWORDS, environ
+from helpers.make import run_validate
+from helpers.paths import ROOT, skip_or_fail
+from helpers.render import by_kind, objects, objs_with_pods, render_official
+from helpers.secrets import PASSWORDS, environ
+from standins import netpol
+from standins.controller import make_cert, make_key
 
 NAMESPACE = "airflow-dev"
 BROKEN = {  # one input series per alert, as a failing Airflow would report it (1-minute samples)
@@ -179,8 +180,8 @@ def crd_types(objs: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
                               "prometheus-operator/package.json")).parent
     if not pkg.is_dir():
         skip_or_fail(f"@kubernetes-models/prometheus-operator not installed at {pkg}: run `make setup`")
-    return subprocess.run(["node", str(ROOT / "tests/crd_types.mjs"), str(pkg)], capture_output=True, text=True,
-                          input="\n".join(json.dumps(o) for o in objs), timeout=60)
+    return subprocess.run(["node", str(ROOT / "tests/standins/crd_types.mjs"), str(pkg)], capture_output=True,
+                          text=True, input="\n".join(json.dumps(o) for o in objs), timeout=60)
 
 
 def test_the_monitoring_objects_match_the_operators_crd_types(monitored) -> None:

@@ -11,37 +11,29 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import netpol
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import chart_tgz, install_rds_ca, run_make, run_validate
-from controller import make_cert, make_key, unseal_object
-from test_production import by_kind, pod_annotations, task_pod_templates, workloads
-from test_runtime import PASSWORDS  # what the rules allow that URL quoting and pgbouncer's auth file could get wrong
-
-ENGINES = {
-    "flux": {},
-    "argocd": {"gitops_engine": "argocd", "git_repo_url": "https://github.com/example/airflow-gitops.git",
-               "executor": "KubernetesExecutor", "aws_identity": "pod-identity", "production_like": True},
-}
+from helpers.copying import ENGINES
+from helpers.make import install_rds_ca, run_validate
+from helpers.render import (
+    by_kind,
+    objects,
+    objs_with_pods,
+    pod_annotations,
+    render_official,
+    task_pod_templates,
+)
+from helpers.secrets import PASSWORDS
+from standins import netpol
+from standins.controller import make_cert, make_key, unseal_object
 
 
 @pytest.fixture(scope="module")
 def controller_key():
     return make_key(2048)
-
-
-def render_official(repo: Path) -> subprocess.CompletedProcess[str]:
-    return run_make(repo, "render", "ENV=dev", f"CHART={chart_tgz()}")
-
-
-def objects(repo: Path, part: str = "*") -> list[dict[str, Any]]:
-    return [yaml.safe_load(p.read_text()) for p in sorted((repo / "build/render/dev").glob(f"{part}/*.yaml"))]
 
 
 @pytest.fixture(scope="module", params=sorted(ENGINES))
@@ -360,7 +352,7 @@ def test_validate_refuses_keda_around_pgbouncer(keda, tmp_path) -> None:
 
 
 def test_network_policies_let_the_airflow_3_flows_through_and_nothing_else(keda) -> None:
-    """Evaluated with tests/netpol.py (Kubernetes' semantics; no CNI runs here): every pod of the
+    """Evaluated with tests/standins/netpol.py (Kubernetes' semantics; no CNI runs here): every pod of the
     release reaches pgbouncer, workers reach the api-server's Execution API, the ALB reaches the
     api-server, the KEDA operator reaches pgbouncer; the Jenkins agent and other KEDA pods do not."""
     repo, objs = keda
@@ -387,11 +379,6 @@ def test_network_policies_let_the_airflow_3_flows_through_and_nothing_else(keda)
     assert netpol.allowed(policies, operator, pgbouncer, facts.PGBOUNCER_PORT)
     assert not netpol.allowed(policies, other, pgbouncer, facts.PGBOUNCER_PORT)
     assert not netpol.allowed(policies, agent, pgbouncer, facts.PGBOUNCER_PORT)
-
-
-def objs_with_pods(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The workloads with a pod template (not the chart's bare test Pods)."""
-    return {name: o for name, o in workloads(objs).items() if o["kind"] != "Pod"}
 
 
 def test_production_like_runs_two_of_every_component_with_a_budget(keda) -> None:

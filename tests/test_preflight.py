@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 from airflow_gitops import facts
-from conftest import kubectl_path, run_make, staging_answers
+from helpers.copying import staging_answers
+from helpers.make import run_make
+from helpers.tools import kubectl_path
 from runtime.clusterapi import ClusterAPI, Objects, kubeconfig
 
 CHECK = ("OK", "WARN", "MISSING", "TOO OLD")

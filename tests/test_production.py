@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import netpol
 import pytest
 import yaml
 from airflow_gitops import podsecurity
@@ -23,22 +22,12 @@ from airflow_gitops.facts import (
     S3_LOGS_POLICY,
 )
 from airflow_gitops.validate import iam
-from conftest import chart_tgz, render_dev, run_validate
+from helpers.make import render_dev, run_make, run_validate
+from helpers.paths import chart_tgz
+from helpers.render import by_kind, pod_annotations, rendered_objects, task_pod_templates, workloads
+from standins import netpol
 
 HA_COMPONENTS = {"scheduler": "Deployment", "web": "Deployment", "triggerer": "Deployment", "worker": "StatefulSet"}
-
-
-def rendered_objects(repo: Path) -> list[dict[str, Any]]:
-    out = repo / "build/render/dev"
-    return [yaml.safe_load(p.read_text()) for part in ("chart", "overlay") for p in sorted((out / part).glob("*.yaml"))]
-
-
-def by_kind(objs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objs if o["kind"] == kind}
-
-
-def workloads(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objs if podsecurity.pod_spec(o) is not None}
 
 
 @pytest.fixture(scope="module", params=["CeleryExecutor", "CeleryKubernetesExecutor"])
@@ -70,22 +59,6 @@ def test_production_runs_two_of_each_component_with_a_budget(production) -> None
     assert "airflow-pgbouncer" not in pdbs
     worker = by_kind(objs, "StatefulSet")["airflow-worker"]["spec"]["template"]["spec"]
     assert worker["terminationGracePeriodSeconds"] >= 600 + 60  # graceful Celery stop, then SIGTERM
-
-
-def task_pod_templates(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The KubernetesExecutor pod templates the chart ships in ConfigMaps."""
-    found = []
-    for cm in by_kind(objs, "ConfigMap").values():
-        for text in (cm.get("data") or {}).values():
-            doc = yaml.safe_load(text) if "kind: Pod" in text else None
-            if isinstance(doc, dict) and doc.get("kind") == "Pod":
-                found.append(doc)
-    return found
-
-
-def pod_annotations(obj: dict[str, Any]) -> dict[str, str]:
-    meta = obj["metadata"] if obj["kind"] == "Pod" else obj["spec"]["template"]["metadata"]
-    return meta.get("annotations") or {}
 
 
 def test_pods_that_run_tasks_are_not_moved_mid_task(production) -> None:
@@ -274,7 +247,7 @@ def config_env(objs: list[dict[str, Any]], key: str) -> str:
 
 def test_network_policies_let_airflow_flows_through_and_nothing_else(production) -> None:
     """The flows the rendered configuration names (each pod's DATABASE_HOST, the web Service, the log
-    server ports) are allowed; a pod that is not the release's is not. Evaluated with tests/netpol.py:
+    server ports) are allowed; a pod that is not the release's is not. Evaluated with tests/standins/netpol.py:
     no CNI runs here, and the runtime harness does not enforce policies."""
     _, objs = production
     policies = list(by_kind(objs, "NetworkPolicy").values())
@@ -371,7 +344,6 @@ def test_an_image_mirror_serves_every_image_of_the_release(flavor, tmp_path, cop
     """image_mirror (an ECR pull-through cache): every container and task pod image of both charts is
     pulled through it, and the kubelet check still knows each image (make render passes)."""
     from airflow_gitops import images as image_facts
-    from conftest import run_make
 
     mirror = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     base = official_answers if flavor == "official" else demo_answers

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import ROOT, chart_tgz, commit_all, merged_values, run_make, shared_path, validate_env
+from helpers.copying import commit_all
+from helpers.make import run_make, validate_env
+from helpers.paths import ROOT, chart_tgz, shared_path
+from helpers.render import merged_values
 
 ARGO = {"gitops_engine": "argocd", "git_repo_url": "https://github.com/example/airflow-gitops.git",
         "git_revision": "main"}

@@ -10,36 +10,30 @@ on the worker. The slow tier: about a minute and a half per scenario.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
-from conftest import airflow_python, shared_path, skip_or_fail, validate_env
-from controller import make_cert, make_key
+from helpers.make import validate_env
+from helpers.paths import shared_path, skip_or_fail
+from helpers.secrets import PASSWORDS, environ
+from helpers.tools import airflow_python
 from runtime.deployment import RELEASE_TIMEOUT, Deployment, fernet_decrypt, make_workdir, remove_workdir
 from runtime.sandbox import HarnessError, unavailable, wait_for
+from runtime.scenario import BROKER_FAILURES, DAG, trust_rds
 from runtime.tls import CertificateAuthority
+from standins.controller import make_cert, make_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.runtime]
 
-DAG = "example_s3_logging"
-# Every character class the rules allow that URL, shell or SQL quoting could get wrong.
-PASSWORDS = {
-    "AIRFLOW_DB_PASSWORD": "Db-p@ss:w%rd#?&!(9);|*{x}",
-    "AIRFLOW_REDIS_PASSWORD": "Tok3n-with-special&chars<>!#^",
-    "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-03bc71",
-}
 SCENARIOS = {
     "celery-tls-auth-production": {"rds_tls_verify": True, "production_like": True},  # HA values, PDBs, spread
     "celery-tls-noauth": {"redis_auth": False},
     "celerykubernetes-tls-auth": {"executor": "CeleryKubernetesExecutor"},
 }
-BROKER_FAILURES = {"Cannot connect to redis": "the Celery worker cannot reach the broker"}
 
 
 @pytest.fixture(scope="module")
@@ -53,20 +47,6 @@ def prerequisites() -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def controller_key():
     return make_key(2048)
-
-
-@contextlib.contextmanager
-def environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture
@@ -84,13 +64,6 @@ def workdir() -> Iterator[Path]:
     path = make_workdir("scenario")
     yield path
     remove_workdir(path)
-
-
-def trust_rds(repo: Path, bundle: Path) -> None:
-    """What `make rds-ca` does, with the harness CA standing in for AWS's RDS bundle."""
-    target = repo / "deploy/overlays/dev/rds-ca-bundle.pem"
-    if target.exists():
-        target.write_text(bundle.read_text())
 
 
 def bring_up(dep: Deployment, chart: Path, workloads: tuple[str, ...]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from airflow_gitops.facts import AIRFLOW_UID, DAG_CLAIM, NOBODY_UID
-from conftest import shared_path, skip_or_fail
+from helpers.paths import shared_path, skip_or_fail
 from runtime import pgbouncer
 from runtime.deployment import make_workdir, remove_workdir
 from runtime.install import PGBOUNCER

@@ -26,22 +26,17 @@ import pytest
 import yaml
 from airflow_gitops import facts
 from airflow_gitops.sealing.crypto import seal_value
-from conftest import (
-    airflow_python,
-    change_answers,
-    chart_tgz,
-    commit_all,
-    make_upgrade,
-    run_make,
-    skip_or_fail,
-    validate_env,
-)
-from controller import make_cert, make_key, unseal_object
+from helpers.chart_switch import FERNET, community_repo, switch_to_official
+from helpers.copying import change_answers, commit_all
+from helpers.make import make_upgrade, run_make, validate_env
+from helpers.paths import chart_tgz, skip_or_fail
+from helpers.secrets import PASSWORDS, environ
+from helpers.tools import airflow_python
 from runtime import keda
 from runtime.deployment import MIGRATED, RELEASE_TIMEOUT, Deployment, make_workdir, remove_workdir
 from runtime.sandbox import HarnessError, unavailable, wait_for
-from test_chart_switch import FERNET, community_repo, switch_to_official
-from test_runtime import BROKER_FAILURES, DAG, PASSWORDS, environ, trust_rds
+from runtime.scenario import BROKER_FAILURES, DAG, trust_rds
+from standins.controller import make_cert, make_key, unseal_object
 
 pytestmark = [pytest.mark.slow, pytest.mark.runtime]
 
@@ -409,9 +404,6 @@ def earlier_airflow(dep: Deployment, python: Path, fernet_key: str, *args: str) 
     if proc.returncode != 0:
         raise HarnessError(f"airflow {' '.join(args)} ({python}) failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
     return proc.stdout
-
-
-
 
 
 def test_an_airflow2_database_upgrades_in_place_and_keeps_its_connections(prerequisites, tmp_path, copy_project,

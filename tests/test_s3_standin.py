@@ -1,4 +1,4 @@
-"""The S3 stand-in (tests/s3_iam.py) refuses what IAM and S3 refuse: a wrong resource, a condition
+"""The S3 stand-in (tests/standins/s3_iam.py) refuses what IAM and S3 refuse: a wrong resource, a condition
 not met, an explicit Deny, and a missing key's 404 to a caller that may not list the bucket."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.exceptions import ClientError
-from s3_iam import ALLOW, DENY, IMPLICIT_DENY, S3StandIn, evaluate, s3_stand_in
+from standins.s3_iam import ALLOW, DENY, IMPLICIT_DENY, S3StandIn, evaluate, s3_stand_in
 
 BUCKET, KEY_ID = "logs-bucket", "AKIASTANDINEXAMPLE"
 OBJECTS = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"arn:aws:s3:::{BUCKET}/env/*"}

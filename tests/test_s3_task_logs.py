@@ -4,7 +4,7 @@ generated log policy (deploy/overlays/<env>/iam/s3-logs-policy.json) and nothing
 Real Airflow from the installed runtimes runs its own S3 task handler (Airflow 3, the release new
 copies get, with the official chart: S3RemoteLogIO.upload; Airflow 2.8.4 with the community chart:
 S3TaskHandler.s3_write) with the rendered logging config and `aws_default` connection, against the S3 stand-in of
-tests/s3_iam.py, which enforces the policy as IAM and S3 do. Before its first upload of a key the
+tests/standins/s3_iam.py, which enforces the policy as IAM and S3 do. Before its first upload of a key the
 handler HEADs it to append to an existing log; S3 answers that HEAD 404 only if the role may
 ListBucket for it, else 403, and the handler then drops the log ("Could not verify previous log
 to append"). Credentials are static test keys: the identity is tests/test_aws_identity.py's story.
@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from airflow_gitops import facts
 from airflow_gitops.facts import IAM_DIR, S3_LIST_PREFIX_OPERATOR, S3_LOGS_POLICY
-from conftest import airflow_python, merged_values
-from s3_iam import S3StandIn, s3_stand_in
+from helpers.render import merged_values
+from helpers.tools import airflow_python
+from standins.s3_iam import S3StandIn, s3_stand_in
 
 pytestmark = pytest.mark.slow
 KEY_ID = "AKIATASKLOGSEXAMPLE"

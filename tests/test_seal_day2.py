@@ -19,16 +19,12 @@ import pytest
 import yaml
 from airflow_gitops.sealing.plaintext import generate
 from airflow_gitops.sealing.rules import fernet_key_problem
-from conftest import assert_nothing_written, shared_path
-from controller import make_cert, make_key, unseal_object
 from cryptography.fernet import Fernet
-from test_secrets import built_sealed_secrets, read_until
+from helpers.copying import assert_nothing_written
+from helpers.paths import shared_path
+from helpers.secrets import PASSWORDS, built_sealed_secrets, read_until
+from standins.controller import make_cert, make_key, unseal_object
 
-PASSWORDS = {
-    "AIRFLOW_DB_PASSWORD": "db-Pa55word-5f1d9c",
-    "AIRFLOW_REDIS_PASSWORD": "redis-T0ken-8e27aa",
-    "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-03bc71",
-}
 GENERATED = ("airflow-fernet-key", "airflow-webserver-secret-key")
 FERNET = re.compile(r"[A-Za-z0-9_-]{43}=")
 

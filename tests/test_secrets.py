@@ -12,15 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 from airflow_gitops.sealing import crypto, plaintext
-from conftest import assert_nothing_written, commit_all, kustomize_build, load_module, run_validate
-from controller import label_for, make_cert, make_key, unseal, unseal_object
 from cryptography.exceptions import InvalidTag
+from helpers.copying import assert_nothing_written, commit_all
+from helpers.make import run_validate
+from helpers.paths import load_module
+from helpers.secrets import PASSWORDS, built_sealed_secrets, read_until
+from standins.controller import label_for, make_cert, make_key, unseal, unseal_object
 
-PASSWORDS = {
-    "AIRFLOW_DB_PASSWORD": "db-Pa55word-5f1d9c",
-    "AIRFLOW_REDIS_PASSWORD": "redis-T0ken-8e27aa",
-    "AIRFLOW_ADMIN_PASSWORD": "admin-Pa55-03bc71",
-}
 FERNET = re.compile(r"^[A-Za-z0-9_-]{43}=$")
 
 
@@ -39,15 +37,6 @@ def sealed_repo(tmp_path: Path, copy_project, demo_answers, cert, monkeypatch) -
     for name, value in PASSWORDS.items():
         monkeypatch.setenv(name, value)
     return copy_project(tmp_path / "repo", {**demo_answers, "sealed_secrets_cert": str(cert)})
-
-
-def built_sealed_secrets(repo: Path, env: str = "dev") -> dict[str, dict]:
-    """SealedSecrets as the cluster receives them: after the kustomize build of the overlay, and of
-    its secrets/ when that is a Kustomization of its own (Flux applies it first)."""
-    overlay = repo / "deploy/overlays" / env
-    builds = [overlay] + ([overlay / "secrets"] if (overlay / "secrets/kustomization.yaml").is_file() else [])
-    return {o["metadata"]["name"]: o for path in builds for o in kustomize_build(path)
-            if o["kind"] == "SealedSecret"}
 
 
 @pytest.mark.parametrize("scope", crypto.SCOPES)
@@ -259,26 +248,6 @@ def test_a_name_prefix_that_would_break_sealing_fails_validation(tmp_path, copy_
     result = run_validate(repo)
     assert result.returncode != 0
     assert "SealedSecret/airflow-dev/team-airflow-db: built name 'team-airflow-db'" in result.stdout
-
-
-def read_until(fd: int, marker: bytes | None, timeout: float = 30) -> bytes:
-    """Read a pty until `marker` appears (or EOF when None); fail instead of hanging."""
-    import select
-    import time
-
-    output, deadline = b"", time.monotonic() + timeout
-    while marker is None or marker not in output:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        assert ready, f"no {marker!r} within {timeout}s: {output!r}"
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:  # EIO: the child closed the terminal
-            chunk = b""
-        if not chunk:
-            assert marker is None, f"EOF before {marker!r}: {output!r}"
-            return output
-        output += chunk
-    return output
 
 
 def test_make_seal_prompts_hidden_when_no_variable(tmp_path, copy_project, demo_answers, cert, controller_key) -> None:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, skip_or_fail
-from test_sync_dags import make_tree, ok, publish
+from helpers.paths import ROOT, skip_or_fail
+from helpers.sync_dags import make_tree, ok, publish
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import latencyfs  # benchmarks/ is not a package

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from airflow_gitops.dagsync.ignore import airflow_listing, glob_regex
-from conftest import airflow_python, skip_or_fail
-from test_sync_dags import PYTHON, TOOL, live, ok, publish, run, snapshot
+from helpers.paths import skip_or_fail
+from helpers.sync_dags import PYTHON, TOOL, live, ok, publish, run, snapshot
+from helpers.tools import airflow_python
 
 ETL = '''\
 from datetime import datetime

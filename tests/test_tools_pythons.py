@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from airflow_gitops.facts import TOOLS_PYTHONS
-from conftest import ROOT, python_interpreter, validate_env
+from helpers.make import validate_env
+from helpers.paths import ROOT
+from helpers.tools import python_interpreter
 
 TEMPLATE = ROOT / "template"
 JENKINS_CI = TEMPLATE / "{% if ci == 'jenkins' %}ci{% endif %}" / "Jenkinsfile"

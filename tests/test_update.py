@@ -15,7 +15,10 @@ from pathlib import Path
 import git
 import pytest
 import yaml
-from conftest import COPIER, GIT_ENV, commit_all, load_module, make_update, repo_wide_questions, staging_answers
+from helpers.copying import COPIER, GIT_ENV, SNAPSHOT_IGNORE, commit_all, repo_wide_questions, staging_answers
+from helpers.make import make_update
+from helpers.paths import ROOT, load_module, skip_or_fail
+from helpers.tools import kubectl_path
 
 pytestmark = pytest.mark.slow  # the update matrix: tagged template repos, copier update, make update
 
@@ -270,8 +273,6 @@ def released(tmp_path: Path, template_src: Path) -> Path:
     import shutil
     import tarfile
 
-    from conftest import ROOT, SNAPSHOT_IGNORE, skip_or_fail
-
     probe = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{PREVIOUS_RELEASE}^{{commit}}"])
     if probe.returncode != 0:
         skip_or_fail(f"commit {PREVIOUS_RELEASE} (v0.1.0) is not in this clone's history (shallow clone?)")
@@ -313,7 +314,6 @@ def test_update_from_the_previous_release_moves_the_flux_bootstrap(tmp_path: Pat
     assert "path: ./clusters/demo-cluster\n" in moved.read_text()
     assert "moved clusters/dev/flux-system" in result.stdout
     # The old path (what the running Flux still syncs) builds the same Kustomizations as the new one.
-    from conftest import kubectl_path
 
     def names(path: Path) -> set[str]:
         out = subprocess.run([str(kubectl_path()), "kustomize", "--load-restrictor=LoadRestrictionsNone", str(path)],

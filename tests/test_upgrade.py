@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from airflow_gitops import facts
-from conftest import commit_all, make_upgrade, run_validate, staging_answers
+from helpers.copying import commit_all, staging_answers
+from helpers.make import make_upgrade, run_validate
 
 pytestmark = pytest.mark.slow  # copier copy + update, render with the real chart
 

@@ -22,7 +22,8 @@ from airflow_gitops import objects
 from airflow_gitops import validate as V
 from airflow_gitops import values as values_of
 from airflow_gitops.facts import DAG_CLAIM, EFS_HANDLE
-from conftest import ROOT, kubectl_path, shared_path
+from helpers.paths import ROOT, shared_path
+from helpers.tools import kubectl_path
 
 SCRIPT = ROOT / "template/scripts/validate.py"  # the entry point users' CI calls
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, load_module, merged_values
+from helpers.paths import ROOT, load_module
+from helpers.render import merged_values
 
 validation = load_module("hooks/validation.py", "template_validation")
 

@@ -85,7 +85,7 @@ class Boot:
 def unseal(key: Any, sealed_secret: dict) -> tuple[str, dict[str, str]]:
     """What the sealed-secrets controller makes of one SealedSecret: (Secret name, data)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from controller import unseal_object  # tests/controller.py: the controller's decryption
+    from standins.controller import unseal_object  # the controller's decryption
 
     template = sealed_secret["spec"].get("template") or {}
     plain = {k: str(v) for k, v in (template.get("data") or {}).items()}
@@ -150,7 +150,7 @@ class Deployment:
         tags = {images.split_ref(ref)[1].split("-")[0] for ref in refs if images.lookup(ref) is images.AIRFLOW}
         if tags - {version}:
             raise HarnessError(f"the render deploys apache/airflow {', '.join(sorted(tags))}, but this Deployment "
-                               f"runs Airflow {version}: pass that release's runtime (conftest.airflow_python)")
+                               f"runs Airflow {version}: pass that release's runtime (helpers.tools.airflow_python)")
 
     # ------------------------------------------------------------ AWS stand-ins
     def endpoint_names(self) -> list[str]:
@@ -245,11 +245,11 @@ class Deployment:
             subprocess.CompletedProcess[str]]:
         """The Jenkinsfile's DAG steps (check, publish, status), each `sh` command as it is written, in its
         agent pod's `airflow` container as the Jenkinsfile renders that pod for this environment (its own
-        Groovy, tests/declarative.py), built like every pod here: the kubelet's rules, the image's facts,
-        the EFS access point's identity on the claim. The `jnlp` container (the plugin's image, git) is
+        Groovy, tests/standins/declarative.py), built like every pod here: the kubelet's rules, the image's
+        facts, the EFS access point's identity on the claim. The `jnlp` container (the plugin's image, git) is
         not run: the checkout is this repository, mounted where the plugin's workspace holds it."""
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from declarative import sh_commands  # tests/declarative.py: the Jenkinsfile's `sh` steps as written
+        from standins.declarative import sh_commands  # the Jenkinsfile's `sh` steps as written
 
         publisher = self.dag_publisher()
         env = {**publisher.env, "DAGS_REVISION": revision}  # what the Checkout stage sets
@@ -266,7 +266,7 @@ class Deployment:
     def dag_publisher(self) -> Container:
         """The `airflow` container of the Jenkinsfile's agent pod for this environment."""
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from declarative import run_jenkinsfile  # tests/declarative.py: the Jenkinsfile's own Groovy
+        from standins.declarative import run_jenkinsfile  # the Jenkinsfile's own Groovy
 
         agent = run_jenkinsfile(self.repo / "Jenkinsfile", self.workdir, params={"ENVIRONMENT": self.env}).agent(
             "Publish DAGs")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import ROOT, skip_or_fail
+from helpers.paths import ROOT, skip_or_fail
 
 GROOVY_LIB = Path(os.environ.get("GROOVY_LIB", ROOT / ".tools/npm/node_modules/npm-groovy-lint/lib/java/groovy/lib"))
 GROOVY_JARS = ("groovy-4.0.26.jar", "groovy-json-4.0.26.jar")

@@ -1,0 +1,117 @@
+"""Running template/scripts/sync_dags.py on real directories, as the Jenkins agent does, and describing trees."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+from helpers.paths import ROOT
+
+# SYNC_DAGS_TOOL: run the tests against another version, e.g. `git show v0.1.0:template/scripts/sync_dags.py`
+TOOL = Path(os.environ.get("SYNC_DAGS_TOOL", ROOT / "template/scripts/sync_dags.py"))
+PYTHON = os.environ.get("SYNC_DAGS_PYTHON", sys.executable)  # e.g. a python3.9 like the Airflow image's
+TMP_PREFIX = ".~sync_dags."
+Snapshot = dict[str, tuple[Any, ...]]
+
+
+def run(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYTHON, str(TOOL), *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def publish(source: Path, root: Path, *extra: object) -> subprocess.CompletedProcess[str]:
+    """--grace 0 unless the caller passes its own (argparse keeps the last occurrence)."""
+    return run("publish", "--source", source, "--root", root, "--grace", "0", *extra)
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+    return proc
+
+
+def stats(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+def status(root: Path) -> dict[str, Any]:
+    return json.loads(ok(run("status", "--root", root, "--json")).stdout)
+
+
+def state(root: Path) -> dict[str, Any]:
+    return json.loads((root / ".state.json").read_text())
+
+
+def live(root: Path) -> Path:
+    return Path(os.path.realpath(root / "current"))
+
+
+def snapshot(tree: Path) -> Snapshot:
+    """Every entry, symlinks not followed: ('d',), ('l', target) or ('f', bytes)."""
+    out: Snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, tree)
+            if os.path.islink(path):
+                out[rel] = ("l", os.readlink(path))
+            elif os.path.isdir(path):
+                out[rel] = ("d",)
+            else:
+                out[rel] = ("f", Path(path).read_bytes())
+    return out
+
+
+def published(tree: Path) -> Snapshot:
+    """What a publish of `tree` must produce: symlinks inside it followed (a linked file is a file, a linked
+    directory a directory), `.git`, `__pycache__` and `*.pyc` left out; everything else, .airflowignore'd or not."""
+    out: Snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(tree, followlinks=True):
+        dirnames[:] = [d for d in dirnames if d not in (".git", "__pycache__") and not d.startswith(TMP_PREFIX)]
+        for name in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, name), tree)] = ("d",)
+        for name in filenames:
+            if not name.endswith(".pyc") and not name.startswith(TMP_PREFIX):
+                path = os.path.join(dirpath, name)
+                out[os.path.relpath(path, tree)] = ("f", Path(path).read_bytes())
+    return out
+
+
+def make_tree(path: Path, files: int) -> Path:
+    return write_tree(path, dags(files))
+
+
+def dags(files: int, dirs: int = 20) -> dict[str, str]:
+    return {f"team{i % dirs:02d}/dag_{i:05d}.py": f"# dag {i}\nVALUE = {i}\n" for i in range(files)}
+
+
+def write_tree(path: Path, files: dict[str, str], links: dict[str, str] | None = None,
+               like: tuple[Path, dict[str, str]] | None = None) -> Path:
+    """Faster than copytree for big trees: files equal to those of `like` (tree, contents) are hard-linked,
+    and equal content gets an equal mtime, as in an unchanged checkout."""
+    for rel in sorted({os.path.dirname(rel) for rel in files}):
+        (path / rel).mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        if like and like[1].get(rel) == text:
+            os.link(like[0] / rel, path / rel)
+            continue
+        (path / rel).write_text(text)
+        stamp = 1_600_000_000 + zlib.crc32(text.encode())
+        os.utime(path / rel, (stamp, stamp))
+    for rel, target in (links or {}).items():
+        os.symlink(target, path / rel)
+    return path
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)  # copy2: mtimes kept, like an unchanged checkout
+    return dst
+
+
+def leftovers(root: Path) -> list[str]:
+    return [os.path.join(d, n) for d, ds, fs in os.walk(root) for n in ds + fs if n.startswith(TMP_PREFIX)]
