@@ -20,7 +20,7 @@ from helpers.paths import shared_path, skip_or_fail
 from runtime import pgbouncer
 from runtime.deployment import make_workdir, remove_workdir
 from runtime.install import PGBOUNCER
-from runtime.pods import Cluster, _strip_entrypoint, airflow_image, build_pod, execute, stand_ins
+from runtime.pods import Cluster, _strip_entrypoint, airflow_image, build_pod, complete_job, execute, stand_ins, start
 from runtime.rendered import Objects, PodError, container_env, kube_expand
 from runtime.sandbox import HarnessError, Sandbox, unavailable
 
@@ -283,3 +283,43 @@ def test_the_build_runs_as_the_1_23_1_image(stand_in_dir: Path) -> None:
     code, log, _ = pgbouncer.admin_show([*launcher, str(newer)], stand_in_dir / "run", ADMIN_PORT)
     assert code == 1 and "unknown parameter: pgbouncer/max_user_client_connections" in log, log
     assert "FATAL cannot load config file" in log
+
+
+# ---------------------------------------------------------------- a Job's pod: restartPolicy and backoffLimit
+def job(policy: str, limit: int, code: str) -> dict:
+    return {"kind": "Job", "metadata": {"name": "create-user"}, "spec": {"backoffLimit": limit, "template": {"spec": {
+        "restartPolicy": policy,
+        "containers": [{"name": "main", "image": "apache/airflow:3.1.8", "args": ["python", "-c", code]}]}}}}
+
+
+@pytest.mark.parametrize(("policy", "limit", "runs", "refusal"), [
+    ("Never", 6, 1, "exited 3 (failure 1, restartPolicy Never, backoffLimit 6)"),  # the first failure fails it
+    ("OnFailure", 1, 2, "exited 3 (failure 2, restartPolicy OnFailure, backoffLimit 1)"),  # restarted once
+])
+def test_a_failed_job_fails_with_its_log_as_the_job_controller_says(policy, limit, runs, refusal) -> None:
+    reason = unavailable()
+    if reason:
+        skip_or_fail(reason)
+    workdir = make_workdir("job")
+    try:
+        (workdir / "ca.pem").write_text("")
+        here = Cluster(Objects(), {}, [], "airflow-dev", workdir / "ca.pem", stand_ins(Path(sys.executable)), workdir)
+        obj = job(policy, limit, "import sys; print('users create: no database'); sys.exit(3)")
+        pod = build_pod(here, obj, "create-user-7kq2d")
+        sandbox = Sandbox(workdir)
+        try:
+            with pytest.raises(HarnessError, match=re.escape(refusal)) as failed:
+                complete_job(sandbox, here, obj, pod, [start(sandbox, here, c) for c in pod.containers], 60, backoff=0)
+        finally:
+            sandbox.close()
+        assert "users create: no database" in str(failed.value)  # the container's log, not a timeout
+        assert (workdir / "logs" / "create-user-7kq2d.main.log").read_text().count("no database") == runs
+        ok = job("OnFailure", 6, "print('done')")
+        sandbox = Sandbox(workdir)
+        try:
+            pod = build_pod(here, ok, "create-user-7kq2e")
+            complete_job(sandbox, here, ok, pod, [start(sandbox, here, c) for c in pod.containers], 60, backoff=0)
+        finally:
+            sandbox.close()
+    finally:
+        remove_workdir(workdir)

@@ -186,7 +186,8 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(pair, official_repo, w
                                  f"WHERE a.usename = '{user}'") == "t"
         # The create-user Job made the admin from the sealed Secret (FAB auth manager).
         email = dep.objects.secrets["airflow-admin-user"]["email"]
-        dep.wait_for_sql("SELECT username, email FROM ab_user", f"admin|{email}", 120)
+        dep.wait_job(name(dep, "create-user"), RELEASE_TIMEOUT)
+        assert dep.sql("SELECT username, email FROM ab_user") == f"admin|{email}"
         assert keda_query(dep) == 0, "nothing queued or running once the run succeeded"
         # Every Airflow metric an alert reads is one real Airflow sends, named as the chart's
         # statsd-exporter mappings name it.

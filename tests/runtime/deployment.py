@@ -40,6 +40,7 @@ from .pods import (
     Image,
     Pod,
     build_pod,
+    complete_job,
     execute,
     stand_ins,
     start,
@@ -331,6 +332,13 @@ class Deployment:
         if boot.error is not None:
             raise boot.error
         return boot.processes
+
+    @timed
+    def wait_job(self, workload: str, timeout: float) -> None:
+        """Wait until the Job's pod completes (pods.complete_job: the kubelet's restartPolicy and the
+        Job's backoffLimit); a failure is raised with the container's log."""
+        complete_job(self.sandbox, self.cluster, self.rendered.get("Job", workload), self.pod(workload),
+                     list(self.running(workload, timeout)), timeout)
 
     def process(self, workload: str, container: str | None = None) -> Process:
         procs = self.running(workload)

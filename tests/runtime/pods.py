@@ -12,6 +12,10 @@ CLI, psql; pgbouncer: the harness's build, bound in by pgbouncer.py) comes from 
 names it. The rendered env, command, args
 (with the kubelet's $(VAR) expansion), probes and config files are used as rendered.
 
+A Job's pod completes as the kubelet and the Job controller say (`complete_job`): under
+restartPolicy OnFailure a failed container restarts after a back-off until backoffLimit, under
+Never the first failure fails the Job.
+
 A claim backed by an EFS access point (`Cluster.access_points`: claim -> its PosixUser) enforces that
 identity, as EFS does ("EFS replaces the NFS client's user and group IDs with the identity configured
 on the access point for all file system operations": new files get its uid/gid, permissions are
@@ -28,6 +32,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -323,6 +328,39 @@ def _launcher(cluster: Cluster, c: Container, argv: list[str], name: str) -> lis
 
 def start(sandbox: Sandbox, cluster: Cluster, c: Container) -> Process:
     return sandbox.spawn(f"{c.pod}.{c.name}", _launcher(cluster, c, c.argv, "main"))
+
+
+JOB_BACKOFF_LIMIT = 6  # the Job API's default spec.backoffLimit
+CRASH_BACKOFF = 10.0  # the kubelet's first crash back-off (s); it doubles, capped here at a minute
+
+
+def complete_job(sandbox: Sandbox, cluster: Cluster, job: dict, pod: Pod, processes: list[Process],
+                 timeout: float, *, backoff: float = CRASH_BACKOFF) -> None:
+    """Wait until a Job's pod completes: every container exits 0. Under restartPolicy OnFailure the
+    kubelet restarts a failed container after a back-off, until the Job has seen backoffLimit + 1
+    failures; under Never the first failure fails the Job. Raised with the failed container's log,
+    so a caller never waits on a Job that has already failed."""
+    policy = job["spec"]["template"]["spec"].get("restartPolicy", "Always")
+    limit = job["spec"].get("backoffLimit", JOB_BACKOFF_LIMIT)
+    deadline = time.monotonic() + timeout
+    failures = 0
+    while processes:
+        if time.monotonic() > deadline:
+            raise HarnessError(f"Job {job['metadata']['name']}: not complete within {timeout:g} s\n"
+                               + "\n".join(p.tail(40) for p in processes))
+        for proc in [p for p in processes if not p.alive()]:
+            processes.remove(proc)
+            code = proc.popen.returncode
+            if code == 0:
+                continue
+            failures += 1
+            if policy != "OnFailure" or failures > limit:
+                raise HarnessError(f"Job {job['metadata']['name']}: container {proc.name} exited {code} (failure "
+                                   f"{failures}, restartPolicy {policy}, backoffLimit {limit}):\n{proc.tail(40)}")
+            time.sleep(min(backoff * 2 ** (failures - 1), 60))
+            processes.append(start(sandbox, cluster, next(c for c in pod.containers
+                                                          if proc.name == f"{c.pod}.{c.name}")))
+        time.sleep(0.2)
 
 
 def execute(sandbox: Sandbox, cluster: Cluster, c: Container, argv: list[str], *, timeout: float = 180,
