@@ -2,11 +2,11 @@
 
 Copier runs ``validator:`` templates and treats any non-empty output as the error:
 ``{{ check('aws_region', aws_region) }}`` renders the rule's message or nothing. The rules are
-template/scripts/airflow_gitops/answers/ (RULES); this module is the Jinja glue.
+hooks/answer_rules/ (RULES); this module is the Jinja glue.
 
 Loaded through ``copier_template_extensions.TemplateExtensionLoader`` by file path, so it cannot
-import sibling hook modules; the rules and the facts it shares with the generated repository come
-from template/scripts/airflow_gitops/, imported through a sys.path context.
+import sibling hook modules: the rules (hooks/answer_rules/) and the facts it shares with the generated
+repository (template/scripts/airflow_gitops/) are imported through a sys.path context.
 """
 
 from __future__ import annotations
@@ -21,18 +21,21 @@ from typing import Any
 from jinja2 import Environment, pass_context
 from jinja2.ext import Extension
 
-_SCRIPTS = str(Path(__file__).resolve().parents[1] / "template" / "scripts")
-sys.path.insert(0, _SCRIPTS)  # the generated repo's own modules: one implementation
+_HOOKS = str(Path(__file__).resolve().parent)
+_SCRIPTS = str(Path(_HOOKS).parent / "template" / "scripts")
+_OURS = {"airflow_gitops": _SCRIPTS, "answer_rules": _HOOKS}  # top-level package -> the clone's dir
+sys.path[:0] = [_SCRIPTS, _HOOKS]  # the generated repo's own modules (one implementation), the rules
 # `copier update` loads the old and the new template in one process, each from its own clone:
-# drop modules another clone imported, or this template would run the other version's facts.
-for _name in [m for m in sys.modules if m.split(".")[0] == "airflow_gitops"]:
-    if not str(getattr(sys.modules[_name], "__file__", "") or "").startswith(_SCRIPTS):
+# drop modules another clone imported, or this template would run the other version's rules and facts.
+for _name in [m for m in sys.modules if m.split(".")[0] in _OURS]:
+    if not str(getattr(sys.modules[_name], "__file__", "") or "").startswith(_OURS[_name.split(".")[0]]):
         del sys.modules[_name]
 try:
     from airflow_gitops import facts, images, secret_settings
-    from airflow_gitops.answers import RULES  # question -> rule: what `check` calls
+    from answer_rules import RULES  # question -> rule: what `check` calls
 finally:
     sys.path.remove(_SCRIPTS)
+    sys.path.remove(_HOOKS)
 
 
 def check(field: str, value: Any, *args: Any) -> str:

@@ -61,7 +61,7 @@ def v2_fixes(template: Path) -> None:
     for path in [template / "copier.yml", *(p for p in (template / "template").rglob("*.jinja") if p.is_file())]:
         if "web_hostname" in path.read_text():
             edit(path, "web_hostname", "ingress_host")
-    edit(template / "template/scripts/airflow_gitops/answers/__init__.py", '"web_hostname": web_hostname,',
+    edit(template / "hooks/answer_rules/__init__.py", '"web_hostname": web_hostname,',
          '"ingress_host": web_hostname,')
     edit(template / "copier.yml", "_migrations:\n", "_migrations:\n" + MIGRATION)
     edit(template / "pyproject.toml", 'version = "0.2.0"', 'version = "0.2.1"')

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from airflow_gitops import facts
-from airflow_gitops.answers.base import dns_label, matches
+
+from .base import dns_label, matches
 
 RECOPY_ENV = "AIRFLOW_GITOPS_RECOPY"
-# The template's own files (template/): this module is template/scripts/airflow_gitops/answers/destination.py.
+# The template's own files (template/): this module is hooks/answer_rules/destination.py.
 # Only copier copy asks (first_copy_conflicts); in a generated repository nothing calls it.
-_TEMPLATE = Path(__file__).resolve().parents[3]
+_TEMPLATE = Path(__file__).resolve().parents[2] / "template"
 
 
 def environment(value: Any, dst_path: Any = None, answers_file: Any = None, overwrite: Any = False) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from airflow_gitops.answers.base import matches
+from .base import matches
 
 
 def dags_repo_url(value: Any) -> str:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_gitops import facts
-from airflow_gitops.answers.base import DNS_NAME, boolean, is_ip, matches, required
-from airflow_gitops.answers.destination import other_environments
+
+from .base import DNS_NAME, boolean, is_ip, matches, required
+from .destination import other_environments
 
 ACM_ARN = r"arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]{36}"
 ROLE_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$")

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_gitops import facts
-from airflow_gitops.answers.aws import (
+
+from .aws import (
     aws_account_id,
     aws_host,
     aws_region,
@@ -35,8 +36,8 @@ from airflow_gitops.answers.aws import (
     web_certificate_arn,
     web_hostname,
 )
-from airflow_gitops.answers.base import boolean, dns_label, matches, pg_identifier, port
-from airflow_gitops.answers.chart import (
+from .base import boolean, dns_label, matches, pg_identifier, port
+from .chart import (
     airflow_chart,
     chart_version,
     executor,
@@ -47,8 +48,8 @@ from airflow_gitops.answers.chart import (
     metrics,
     project_name,
 )
-from airflow_gitops.answers.destination import environment, namespace, s3_log_prefix
-from airflow_gitops.answers.repos import branch, dags_repo_url, git_url, jenkins_credentials_id, jenkins_service_account
+from .destination import environment, namespace, s3_log_prefix
+from .repos import branch, dags_repo_url, git_url, jenkins_credentials_id, jenkins_service_account
 
 RULES: dict[str, Callable[..., str]] = {
     "project_name": project_name,

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_gitops import facts
-from airflow_gitops.answers.base import DNS_LABEL, boolean, matches
+
+from .base import DNS_LABEL, boolean, matches
 
 
 def project_name(value: Any) -> str:
