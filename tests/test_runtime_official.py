@@ -158,7 +158,7 @@ def pinned(pair: tuple[str, str]) -> dict[str, str]:
 @pytest.mark.parametrize("pair", FULL, ids=pair_id)
 def test_airflow3_release_runs_a_dag_on_the_celery_worker(pair, official_repo, workdir, controller_key) -> None:
     python, chart = runtime(*pair)
-    repo = official_repo(keda_autoscaling=True, metrics="prometheus-operator", **pinned(pair))
+    repo = official_repo(keda_autoscaling=True, metrics="prometheus-operator", production_like=True, **pinned(pair))
     with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
         bring_up(dep, chart, before=capture_statsd)
         dep.start(name(dep, "create-user"))
