@@ -286,12 +286,14 @@ def keda_query(dep: Deployment) -> int:
     return int(polls.values[0])
 
 
+@pytest.mark.parametrize("sealed", ["as-sealed", "without-max-prepared-statements"])
 def test_keda_polls_through_pgbouncer_with_prepared_statements(prerequisites, official_repo, workdir,
-                                                               controller_key) -> None:
+                                                               controller_key, sealed) -> None:
     """KEDA's postgresql scaler prepares its query (pgx). Through the rendered pgbouncer, run as the
     chart's pgbouncer image runs it (1.23.1: prepared statements only with max_prepared_statements),
     every poll answers, also those pgbouncer serves from a server connection the query was not
-    prepared on: RDS with the tables the query reads, the pgbouncer pod, no Airflow."""
+    prepared on: RDS with the tables the query reads, the pgbouncer pod, no Airflow. Without the
+    setting (the pgbouncer.ini this template sealed before the fix) a poll must fail as pgx's does."""
     python, chart = prerequisites
     repo = official_repo(keda_autoscaling=True)
     with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
@@ -305,10 +307,18 @@ def test_keda_polls_through_pgbouncer_with_prepared_statements(prerequisites, of
                 f"ALTER TABLE task_instance OWNER TO \"{user}\"; "
                 "INSERT INTO task_instance SELECT 'queued', 'default' FROM generate_series(1, 17);")
         expected = float(dep.sql(query))
+        if sealed != "as-sealed":
+            ini = next(data for data in dep.objects.secrets.values() if "pgbouncer.ini" in data)
+            ini["pgbouncer.ini"] = "\n".join(line for line in ini["pgbouncer.ini"].splitlines()
+                                              if not line.startswith("max_prepared_statements"))
         dep.start(name(dep, "pgbouncer"), skip=("metrics-exporter",))
         dep.wait_log(name(dep, "pgbouncer"), "process up", 60)
         polls = keda.poll_across_servers(dep, name(dep, "worker"), "worker")
         log = dep.process(name(dep, "pgbouncer")).text()
+        if sealed != "as-sealed":
+            # psycopg as pgx: prepared statement "_pg3_0" does not exist, on the second server connection
+            assert polls.error is not None and "does not exist" in polls.error, polls
+            return
         assert polls.error is None, f"poll {len(polls.values) + 1} failed: {polls.error}\n{log[-1500:]}"
         assert polls.values == [expected] * (keda.HELD_POLLS + 2)
         # pgbouncer served the polls from more than one RDS connection (one held by the transaction).
