@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,8 +173,13 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(pair, official_repo, w
         dep.wait_run(DAG, run_id, 300, evidence_from=(name(dep, "scheduler"), name(dep, "worker"),
                                                       name(dep, "api-server")))
         # The task ran in the Celery worker pod, reported through the api-server's Execution API.
+        worker = dep.pod(name(dep, "worker")).name
         host = dep.sql(f"SELECT hostname FROM task_instance WHERE run_id = '{run_id}'")
-        assert host == dep.pod(name(dep, "worker")).name, f"task ran on {host!r}, not the worker pod"
+        assert host == dep.cluster.ip_of(worker), f"task ran on {host!r}, not the worker pod"
+        # A running task's log comes from its worker's log server at the host the task recorded: the
+        # pod's address answers; its name would not resolve (a Deployment's pod has no DNS record).
+        assert log_server_answer(dep, host).startswith("HTTP "), log_server_answer(dep, host)
+        assert "unreachable: <urlopen error [Errno -" in log_server_answer(dep, worker)  # getaddrinfo failed
         assert dep.redis is not None and dep.redis.stat("total_connections_received") > 0
         # DAGs came from the published tree the bundle reads.
         assert dep.sql(f"SELECT fileloc FROM dag WHERE dag_id = '{DAG}'").startswith(facts.DAGS_FOLDER + "/")
@@ -213,7 +219,48 @@ def test_airflow3_release_migrates_serves_and_runs_a_task(pair, official_repo, w
         dep.wait_run(DAG, run_id, 300, evidence_from=(name(dep, "scheduler"), name(dep, "worker"),
                                                       name(dep, "api-server")))
         host = dep.sql(f"SELECT hostname FROM task_instance WHERE run_id = '{run_id}'")
-        assert host == dep.pod(name(dep, "worker")).name, f"task ran on {host!r}, not the worker pod"
+        assert host == dep.cluster.ip_of(dep.pod(name(dep, "worker")).name), f"task ran on {host!r}, not the worker"
+
+
+def log_server_answer(dep: Deployment, host: str) -> str:
+    """GET the worker's log server at `host` from inside the api-server pod, as the api-server does for
+    a running task's log: "HTTP <status>" once reached (unsigned, so refused), else why it was not."""
+    url = f"http://{host}:{facts.LOG_SERVER_PORTS[0]}/log/harness.log"
+    code = ("import urllib.error, urllib.request\ntry:\n    urllib.request.urlopen("
+            f"{url!r}, timeout=5)\n    print('HTTP 200')\nexcept urllib.error.HTTPError as e:\n"
+            "    print(f'HTTP {e.code}')\nexcept OSError as e:\n    print(f'unreachable: {e}')")
+    proc = dep.exec(name(dep, "api-server"), ["python", "-c", code], timeout=30)
+    return (proc.stdout.strip().splitlines() or [proc.stderr[-300:]])[-1]
+
+
+def admin_password_is(dep: Deployment, password: str) -> bool:
+    """The FAB user `admin` logs in with `password` (its stored hash, checked as FAB checks it)."""
+    stored = dep.sql("SELECT password FROM ab_user WHERE username = 'admin'")
+    code = "import sys; from werkzeug.security import check_password_hash as c; print(c(sys.argv[1], sys.argv[2]))"
+    proc = subprocess.run([str(dep.airflow_python), "-c", code, stored, password], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip() == "True"
+
+
+def test_a_resealed_admin_password_takes_effect(prerequisites, official_repo, workdir, controller_key,
+                                                tmp_path) -> None:
+    """Day 2: the admin password is sealed again, and the next create-user Job (a new one at the next
+    upgrade or sync) sets it on the existing user: `users create` alone exits 0 and keeps the old one."""
+    python, chart = prerequisites
+    repo = official_repo()
+    with Deployment(repo, "dev", workdir, python, controller_key, tool_env=validate_env()) as dep:
+        bring_up(dep, chart, ())
+        dep.start(name(dep, "create-user"))
+        dep.wait_job(name(dep, "create-user"), RELEASE_TIMEOUT)
+        assert admin_password_is(dep, PASSWORDS["AIRFLOW_ADMIN_PASSWORD"])
+        new = "admin-Resealed-7f3e91c2"
+        env = {"SEALED_SECRETS_CERT": str(tmp_path / "cert.pem"), **PASSWORDS, "AIRFLOW_ADMIN_PASSWORD": new}
+        resealed = run_make(repo, "seal", "ENV=dev", "SECRET=airflow-admin-user", env=env)
+        assert resealed.returncode == 0, resealed.stdout + resealed.stderr
+        dep.rerun_job(name(dep, "create-user"), chart)
+        assert admin_password_is(dep, new), "the re-sealed admin password did not reach the user"
+        assert not admin_password_is(dep, PASSWORDS["AIRFLOW_ADMIN_PASSWORD"])
 
 
 def test_the_harness_refuses_an_airflow_that_is_not_the_rendered_release(prerequisites, official_repo, workdir,

@@ -334,6 +334,17 @@ class Deployment:
         return boot.processes
 
     @timed
+    def rerun_job(self, workload: str, chart: Path, timeout: float = RELEASE_TIMEOUT) -> None:
+        """What the engine does with a Job at the next upgrade or sync after a commit (a new Job: its pod
+        template is immutable): render again, the controller decrypts the new SealedSecrets, and the
+        Job's new pod runs to completion on them."""
+        self.render(chart)
+        self.cluster.objects = self.objects
+        self.pods.pop(workload, None)
+        self.start(workload)
+        self.wait_job(workload, timeout)
+
+    @timed
     def wait_job(self, workload: str, timeout: float) -> None:
         """Wait until the Job's pod completes (pods.complete_job: the kubelet's restartPolicy and the
         Job's backoffLimit); a failure is raised with the container's log."""

@@ -1,16 +1,17 @@
 """Run a rendered workload's containers the way the kubelet would, inside a sandbox.
 
-Each container gets its own mount and UTS namespaces (podns.py): the pod name as host name,
-an /etc/hosts that resolves the cluster Services and the AWS endpoints to the sandbox's
-loopback (the only thing this harness maps), the volumes at their mount paths, the service
-account token and the CA bundle the tests trust at the image's path. The user, groups, HOME,
-working directory and argv are the kubelet's and the runtime's (airflow_gitops/kubelet.py) from
-the image's facts (airflow_gitops/images.py: USER, ENTRYPOINT/CMD, WORKDIR, ENV, /etc/passwd);
-a container the kubelet would refuse (runAsNonRoot it cannot verify) is refused with its message,
-and an image without facts is refused too. What the image itself provides (Python, the airflow
-CLI, psql; pgbouncer: the harness's build, bound in by pgbouncer.py) comes from the machine; `Image`
-names it. The rendered env, command, args
-(with the kubelet's $(VAR) expansion), probes and config files are used as rendered.
+Each container gets its own mount and UTS namespaces (podns.py): the pod name as host name, an
+/etc/hosts that resolves the cluster Services and the AWS endpoints to the sandbox's loopback (the
+only thing this harness maps) and the pod's own name, there only, to its own address
+(`Cluster.ip_of`: another pod cannot resolve it, as a Deployment's pod has no DNS record), the
+volumes at their mount paths, the service account token and the CA bundle the tests trust at the
+image's path. The user, groups, HOME, working directory and argv are the kubelet's and the runtime's
+(airflow_gitops/kubelet.py) from the image's facts (airflow_gitops/images.py: USER, ENTRYPOINT/CMD,
+WORKDIR, ENV, /etc/passwd); a container the kubelet would refuse (runAsNonRoot it cannot verify) is
+refused with its message, and an image without facts is refused too. What the image itself provides
+(Python, the airflow CLI, psql; pgbouncer: the harness's build, bound in by pgbouncer.py) comes from
+the machine; `Image` names it. The rendered env, command, args (with the kubelet's $(VAR)
+expansion), probes and config files are used as rendered.
 
 A Job's pod completes as the kubelet and the Job controller say (`complete_job`): under
 restartPolicy OnFailure a failed container restarts after a back-off until backoffLimit, under
@@ -187,6 +188,16 @@ class Cluster:
     images: dict[str, Image]  # images.Image name -> stand-in
     workdir: Path
     access_points: dict[str, tuple[int, int]] = field(default_factory=dict)  # claim -> enforced (uid, gid)
+    pod_ips: dict[str, str] = field(default_factory=dict)  # pod name -> its address, given at first use
+
+    def ip_of(self, pod: str) -> str:
+        """The pod's own address (127.0.1.N: all of 127/8 is the sandbox's loopback). As on a cluster,
+        the pod's name resolves to it only inside the pod itself: no other pod can resolve that name
+        (a Deployment's pods have no DNS record), but any pod can reach the address."""
+        if pod not in self.pod_ips:
+            n = len(self.pod_ips) + 1
+            self.pod_ips[pod] = f"127.0.{1 + n // 250}.{1 + n % 250}"
+        return self.pod_ips[pod]
 
     def image_for(self, ref: str, where: str) -> Image:
         facts = images.lookup(ref)
@@ -283,7 +294,7 @@ def _spec(cluster: Cluster, c: Container, argv: list[str], name: str) -> Path:
     files.mkdir(parents=True, exist_ok=True)
     hosts = files / "hosts"
     hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
-                     f"127.0.0.1\t{c.pod}\n" + "".join(f"127.0.0.1\t{h}\n" for h in cluster.hosts))
+                     f"{cluster.ip_of(c.pod)}\t{c.pod}\n" + "".join(f"127.0.0.1\t{h}\n" for h in cluster.hosts))
     passwd = files / f"passwd-{c.name}"  # the image's /etc/passwd (the entries that matter)
     passwd.write_text("".join(f"{line}\n" for line in [*(u.passwd_line() for u in c.image.facts.passwd), *c.passwd]))
     sa = files / "serviceaccount"
