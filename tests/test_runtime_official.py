@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,12 +29,13 @@ from airflow_gitops.sealing.crypto import seal_value
 from helpers.chart_switch import FERNET, community_repo, switch_to_official
 from helpers.copying import change_answers, commit_all
 from helpers.make import make_upgrade, run_make, validate_env
-from helpers.paths import chart_tgz, skip_or_fail
+from helpers.official_release import DB_FAILURES, api_port, bring_up, healthy, name, runtime
+from helpers.paths import chart_tgz
 from helpers.secrets import PASSWORDS, environ
 from helpers.tools import airflow_python
 from runtime import keda
 from runtime.deployment import MIGRATED, RELEASE_TIMEOUT, Deployment, make_workdir, remove_workdir
-from runtime.sandbox import HarnessError, unavailable, wait_for
+from runtime.sandbox import HarnessError, wait_for
 from runtime.scenario import BROKER_FAILURES, DAG, trust_rds
 from standins.controller import make_cert, make_key, unseal_object
 
@@ -47,19 +47,6 @@ AIRFLOW = DEFAULT.default_tag  # what new copies run
 PROVEN = [(c.version, release) for c in facts.CHARTS.values() if c.flavor == "official" for release in c.proven]
 FULL = [(c.version, c.proven[-1]) for c in facts.CHARTS.values() if c.flavor == "official"]
 SMOKE = [pair for pair in PROVEN if pair not in FULL]
-WORKLOADS = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
-DB_FAILURES = {"password authentication failed": "Airflow cannot log in to the metadata database",
-               "SASL authentication failed": "pgbouncer cannot log in to RDS"}
-
-
-def runtime(chart_version: str, release: str) -> tuple[Path, Path]:
-    """The installed Airflow `release` and the real chart `chart_version`, or skip saying what is missing."""
-    reason = unavailable()
-    if reason:
-        skip_or_fail(reason)
-    return airflow_python(release), chart_tgz("official", chart_version)
-
-
 @pytest.fixture(scope="module")
 def prerequisites() -> tuple[Path, Path]:
     return runtime(DEFAULT.version, AIRFLOW)
@@ -91,38 +78,6 @@ def official_repo(tmp_path: Path, copy_project, official_answers, controller_key
     return make
 
 
-def name(dep: Deployment, component: str) -> str:
-    return f"{dep.answers['project_name']}-{component}"
-
-
-def bring_up(dep: Deployment, chart: Path, components: tuple[str, ...] = WORKLOADS,
-             before: Callable[[Deployment], None] = lambda dep: None) -> None:
-    """What the engine does once the secrets decrypt: every workload and Job at once; the init
-    containers (wait-for-airflow-migrations) order them, as on a cluster. `before` runs once the
-    AWS stand-ins are up (a database as an earlier release left it)."""
-    trust_rds(dep.repo, dep.ca.bundle)
-    dep.render(chart)
-    dep.start_services()
-    before(dep)
-    dep.publish_dags()
-    dep.start(name(dep, "pgbouncer"), skip=("metrics-exporter",))  # no exporter binary here; it only reads stats
-    dep.wait_log(name(dep, "pgbouncer"), "process up", 60)
-    dep.start(name(dep, "run-airflow-migrations"))
-    for component in components:
-        dep.start(name(dep, component))
-
-
-def api_health(dep: Deployment) -> dict:
-    """GET the api-server's health endpoint from inside its pod, as the kubelet's probe does."""
-    port = facts_port(dep)
-    code = (f"import json, urllib.request; print(urllib.request.urlopen("
-            f"'http://127.0.0.1:{port}{facts.API_SERVER_HEALTH_PATH}', timeout=5).read().decode())")
-    proc = dep.exec(name(dep, "api-server"), ["python", "-c", code], timeout=30)
-    if proc.returncode != 0:
-        raise HarnessError(f"health endpoint not answering: {proc.stderr[-500:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 # A path the api-server's access log records: Airflow 3.2+ logs requests in its own middleware
 # (api_fastapi/common/http_access_log.py), which leaves out the health endpoint.
 LOGGED_PATH = "/api/v2/version"
@@ -135,7 +90,7 @@ def trusts_the_alb(dep: Deployment) -> bool:
     itself may be a refusal (no token): the log line is what counts."""
     client = "10.0.12.34"
     code = ("import urllib.error, urllib.request\ntry:\n    urllib.request.urlopen(urllib.request.Request("
-            f"'http://127.0.0.1:{facts_port(dep)}{LOGGED_PATH}', headers="
+            f"'http://127.0.0.1:{api_port(dep)}{LOGGED_PATH}', headers="
             f"{{'X-Forwarded-Proto': 'https', 'X-Forwarded-For': '{client}'}}), timeout=5).read()\n"
             "except urllib.error.HTTPError as e:\n    print(e.code)")
     proc = dep.exec(name(dep, "api-server"), ["python", "-c", code], timeout=30)
@@ -143,13 +98,6 @@ def trusts_the_alb(dep: Deployment) -> bool:
         raise HarnessError(f"request failed: {proc.stderr[-500:]}")
     dep.wait_log(name(dep, "api-server"), f"{client}:", 30)
     return True
-
-
-def facts_port(dep: Deployment) -> int:
-    container = dep.rendered.get("Deployment", name(dep, "api-server"))["spec"]["template"]["spec"]["containers"][0]
-    probe = container["livenessProbe"]["httpGet"]
-    assert probe["path"] == facts.API_SERVER_HEALTH_PATH
-    return int(probe["port"])
 
 
 def pinned(pair: tuple[str, str]) -> dict[str, str]:
@@ -164,7 +112,7 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(pair, official_repo, w
         bring_up(dep, chart, before=capture_statsd)
         dep.start(name(dep, "create-user"))
         dep.wait_log(name(dep, "worker"), "ready.", RELEASE_TIMEOUT, fatal=BROKER_FAILURES)
-        wait_for("the api-server reports healthy", lambda: _healthy(dep), RELEASE_TIMEOUT,
+        wait_for("the api-server reports healthy", lambda: healthy(dep), RELEASE_TIMEOUT,
                  evidence=lambda: dep.process(name(dep, "api-server")).tail(40))
         assert trusts_the_alb(dep), "behind the ALB the api-server must see https"
         assert async_engine_works(dep), "the api-server's async engine (asyncpg) reaches the database"
@@ -212,7 +160,7 @@ def test_airflow3_release_migrates_serves_and_runs_a_task(pair, official_repo, w
         dep.wait_log(name(dep, "run-airflow-migrations"), MIGRATED, RELEASE_TIMEOUT,
                      fatal=DB_FAILURES)
         dep.wait_log(name(dep, "worker"), "ready.", RELEASE_TIMEOUT, fatal=BROKER_FAILURES)
-        wait_for("the api-server reports healthy", lambda: _healthy(dep), RELEASE_TIMEOUT,
+        wait_for("the api-server reports healthy", lambda: healthy(dep), RELEASE_TIMEOUT,
                  evidence=lambda: dep.process(name(dep, "api-server")).tail(40))
         dep.wait_dag(DAG, 180)
         run_id = dep.trigger(DAG)
@@ -372,14 +320,6 @@ def test_keda_polls_through_pgbouncer_with_prepared_statements(prerequisites, of
         backends = dep.sql(f"SELECT pid FROM pg_stat_activity WHERE usename = '{user}' AND backend_type = "
                            "'client backend'").split()
         assert len(backends) >= 2 and str(polls.held_backend) in backends, (backends, polls)
-
-
-def _healthy(dep: Deployment) -> bool:
-    try:
-        health = api_health(dep)
-    except (HarnessError, ValueError):
-        return False
-    return health.get("metadatabase", {}).get("status") == "healthy"
 
 
 def test_moved_endpoints_reach_the_release_once_resealed(prerequisites, official_repo, workdir, controller_key,

@@ -433,12 +433,12 @@ class Deployment:
             return False
 
     @timed
-    def trigger(self, dag_id: str) -> str:
+    def trigger(self, dag_id: str, run_id: str = "harness-run") -> str:
         proc = self.exec("airflow-scheduler", ["bash", "-c", f"airflow dags unpause {dag_id} && "
-                                                             f"airflow dags trigger {dag_id} -r harness-run"])
+                                                             f"airflow dags trigger {dag_id} -r {run_id}"])
         if proc.returncode != 0:
             raise HarnessError(f"airflow dags trigger {dag_id} failed:\n{proc.stdout}{proc.stderr}")
-        return "harness-run"
+        return run_id
 
     @timed
     def wait_run(self, dag_id: str, run_id: str, timeout: float, evidence_from: tuple[str, ...]) -> str:

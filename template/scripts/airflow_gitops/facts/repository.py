@@ -57,6 +57,16 @@ DAG_CLAIM = "airflow-dags"  # PersistentVolumeClaim of every environment (deploy
 DAG_VOLUME_MOUNT = "/opt/efs"  # where Airflow pods and the Jenkins agent mount the claim
 DAGS_ROOT = f"{DAG_VOLUME_MOUNT}/dags"  # sync_dags.py --root: the slots and `current` live here
 DAGS_FOLDER = f"{DAGS_ROOT}/current"  # the chart's dags.path, hence AIRFLOW__CORE__DAGS_FOLDER
+# The official chart's DAG bundle (deploy/base/efs_release_bundle.py): a ConfigMap every Airflow pod
+# mounts in $AIRFLOW_HOME/config, which Airflow puts on sys.path. Pods mount it by name, so a change
+# of the file needs a new name to restart them: the name carries its SHA-256 (a test keeps it current).
+DAG_BUNDLE_SHA256 = "1cf812d42dbddc4dd7889a283171c4d03a3322105ec95d9b076cfe09b0a3b18e"
+DAG_BUNDLE_MODULE = "efs_release_bundle"
+DAG_BUNDLE_CLASSPATH = f"{DAG_BUNDLE_MODULE}.EfsReleaseBundle"
+DAG_BUNDLE_NAME = "dags-folder"  # the chart's and Airflow's default bundle name: existing DAGs keep theirs
+DAG_BUNDLE_CONFIGMAP = f"airflow-dag-bundle-{DAG_BUNDLE_SHA256[:10]}"
+DAG_BUNDLE_MOUNT = f"/opt/airflow/config/{DAG_BUNDLE_MODULE}.py"  # AIRFLOW_HOME is /opt/airflow in the image
+DAG_BUNDLE_REFRESH = 30  # seconds between the dag-processor's looks at `current`
 
 
 # ---------------------------------------------------------------- tools and caches of the generated repository
