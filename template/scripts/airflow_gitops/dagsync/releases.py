@@ -179,7 +179,9 @@ def prune(root: str, state: dict[str, Any], live: str | None, args: Any, ops: Op
         gone = os.path.join(os.path.dirname(path), f"{TMP}rm.{os.path.basename(path)}")
         os.rename(path, gone)
         ops.count("renamed")
-        remove_entry(manifest_path(root, name), ops)
+        if manifest is not None or os.path.lexists(manifest_path(root, name)):
+            os.unlink(manifest_path(root, name))
+            ops.bookkeeping += 1
         trees.append((gone, manifest["tree"] if manifest else None))
         state["releases"].pop(name, None)
     remove_trees(trees, ops)
