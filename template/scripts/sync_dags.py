@@ -2,7 +2,8 @@
 """Publish a DAG tree atomically onto the shared EFS volume that Airflow reads.
 
     python sync_dags.py check --source DIR [--ignore-syntax regexp|glob] [--plugins DIR]
-    python sync_dags.py publish --source DIR --root /opt/efs/dags [--check] [--verify] [--grace 360] [--stats]
+    python sync_dags.py publish --source DIR --root /opt/efs/dags [--check] [--verify] [--stats] [--keep-last N]
+    python sync_dags.py prune --root /opt/efs/dags [--keep-last 5] [--keep-for 86400] [--grace 360] [--keep ID]
     python sync_dags.py rollback --root /opt/efs/dags
     python sync_dags.py status --root /opt/efs/dags [--json]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import zlib
@@ -49,6 +51,59 @@ def state(root: Path) -> dict[str, Any]:
 
 def live(root: Path) -> Path:
     return Path(os.path.realpath(root / "current"))
+
+
+def live_id(root: Path) -> str:
+    """The release `current` points at (its target is relative: releases/<id>)."""
+    target = os.readlink(root / "current")
+    assert target.startswith("releases/") and not os.path.isabs(target), target
+    return target.split("/", 1)[1]
+
+
+def live_release(root: Path) -> dict[str, Any]:
+    """The live release's entry in `status --json`."""
+    return next(rel for rel in status(root)["releases"] if rel["live"])
+
+
+def releases(root: Path) -> list[str]:
+    """The release ids on the volume."""
+    return sorted(p.name for p in (root / "releases").iterdir() if p.is_dir() and not p.name.startswith(TMP_PREFIX))
+
+
+def two_slot_layout(root: Path, source: Path, revision: str, published_at: str = "2026-01-05T10:00:00.000000Z",
+                    idle_left_at: str | None = None) -> Path:
+    """ROOT as the two-slot publisher (0.1.0) left it: `.slot-a` live, `.slot-b` its hard-linked twin, clean
+    per-slot manifests, the version-2 state, `current -> .slot-a`."""
+    entries: dict[str, list[Any]] = {}
+    for slot in (".slot-a", ".slot-b"):
+        for dirpath, dirnames, filenames in os.walk(source):
+            rel_dir = os.path.relpath(dirpath, source)
+            for name in sorted(dirnames):
+                rel = os.path.normpath(os.path.join(rel_dir, name))
+                (root / slot / rel).mkdir(parents=True, exist_ok=True)
+                entries[rel] = ["d"]
+            for name in sorted(filenames):
+                rel = os.path.normpath(os.path.join(rel_dir, name))
+                (root / slot / rel).parent.mkdir(parents=True, exist_ok=True)
+                if slot == ".slot-a":
+                    shutil.copy2(Path(dirpath) / name, root / slot / rel)
+                else:
+                    os.link(root / ".slot-a" / rel, root / slot / rel)
+                st = (root / slot / rel).stat()
+                entries[rel] = ["f", st.st_size, stat.S_IMODE(st.st_mode),
+                                hashlib.sha256((root / slot / rel).read_bytes()).hexdigest()]
+        manifest = {"version": 1, "slot": slot, "clean": True, "entries": dict(sorted(entries.items()))}
+        (root / f"{slot}.manifest.json").write_text(json.dumps(manifest))
+    files = sum(1 for item in entries.values() if item[0] == "f")
+    slots = {".slot-a": {"state": "complete", "revision": revision, "files": files, "published_at": published_at,
+                         "switched_away_at": None},
+             ".slot-b": {"state": "complete", "revision": revision, "files": files, "published_at": None,
+                         "switched_away_at": idle_left_at}}
+    (root / ".state.json").write_text(json.dumps({"version": 2, "live": ".slot-a", "previous": None,
+                                                  "slots": slots}))
+    os.symlink(".slot-a", root / "current")
+    (root / ".lock").touch()
+    return root
 
 
 def snapshot(tree: Path) -> Snapshot:

@@ -14,8 +14,8 @@ Exit codes, the same in every tool:
        upgrade; `preflight: cannot check the cluster: ...`; `sync_dags: ...` (usage or I/O error);
        validate --jenkins-clouds without a Jenkinsfile; argparse's usage errors
     3  sync_dags: the lock was not taken within --lock-timeout (the message names the holder)
-    4  sync_dags: the idle slot is still within its grace period and --no-wait was given
-    5  sync_dags: rollback impossible (no previous tree, or it is dirty)
+    4  unused (was sync_dags --no-wait of the two-slot layout: releases are never overwritten, so a publish never waits)
+    5  sync_dags: rollback impossible (no release published before the live one, or it is an old slot)
 
 SYNC_DAGS_EXIT_CODES is sync_dags' --help epilog: the same codes, in the words of its commands.
 Standard library only, Python 3.9: sync_dags.py imports it inside the Airflow image.
@@ -26,17 +26,17 @@ from __future__ import annotations
 import sys
 
 OK, PROBLEMS, USAGE = 0, 1, 2
-LOCK_TIMEOUT, IN_GRACE, NO_ROLLBACK = 3, 4, 5  # sync_dags only
+LOCK_TIMEOUT, NO_ROLLBACK = 3, 5  # sync_dags only
 
 SYNC_DAGS_EXIT_CODES = f"""exit codes:
-  {OK}  success: published, already live, rolled back, check passed, status shown
+  {OK}  success: published, already live, pruned, rolled back, check passed, status shown
   {PROBLEMS}  DAG check failed (`check`, --check), or SOURCE has a symlink that leaves it, dangles or loops
      (`check` and `publish` refuse it): one `file:line:message` per problem; nothing written
   {USAGE}  usage or I/O error (bad arguments, missing directory, `status` on a ROOT without `current`,
      a source file changed during the publish)
   {LOCK_TIMEOUT}  the lock was not taken within --lock-timeout (the message names the holder)
-  {IN_GRACE}  the idle slot is still within its grace period and --no-wait was given
-  {NO_ROLLBACK}  rollback impossible: no previous tree, or it is dirty (a publish into it was interrupted)"""
+  {NO_ROLLBACK}  rollback impossible: no release was published before the live one, or that tree is a slot
+     of the old two-slot layout"""
 
 
 class UserError(Exception):

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from airflow_gitops.dagsync.layout import ID_LENGTH
+
 
 class Item(NamedTuple):
     """One path of a tree: a directory, or a file with its size, permission bits and SHA-256."""
@@ -27,6 +29,16 @@ class Item(NamedTuple):
 
 
 Tree = dict  # "/"-separated relative path -> Item, parents before their children
+
+
+def release_id(tree: Tree) -> str:
+    """The content address of a tree: equal trees are one release, whatever their revision or mtimes."""
+    lines = sorted(f"{item.kind} {item.mode:o} {item.digest or '-'} {rel}" for rel, item in tree.items())
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:ID_LENGTH]
+
+
+def same_tree(a: Tree, b: Tree) -> bool:
+    return a.keys() == b.keys() and all(item.same(b[rel]) for rel, item in a.items())
 
 
 def iso(ts: float) -> str:
