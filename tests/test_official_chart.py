@@ -201,6 +201,10 @@ BREAKS = {  # an edit a user might make -> what make validate must say
     "generated-jwt": ("deploy/base/values.yaml", None, "`jwtSecretName` must name a Secret"),
     "top-level-typo": ("deploy/overlays/dev/values.yaml", "\nschedulr:\n  replicas: 2\n",
                        "unknown top-level values key 'schedulr'"),
+    "bundle-not-mounted": ("deploy/overlays/dev/values.yaml", "\nscheduler:\n  extraVolumeMounts: []\n",
+                           "`scheduler.extraVolumeMounts` must mount ConfigMap airflow-dag-bundle at"),
+    "bundle-edited": ("deploy/base/efs_release_bundle.py", "\n# edited here\n",
+                      "not the SHA-256 of deploy/base/efs_release_bundle.py"),
     "missing-secret": ("deploy/overlays/dev/secrets/kustomization.yaml", None,
                        "names Secret 'airflow-jwt-secret', which nothing in namespace"),
 }

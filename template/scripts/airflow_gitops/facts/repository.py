@@ -58,13 +58,16 @@ DAG_VOLUME_MOUNT = "/opt/efs"  # where Airflow pods and the Jenkins agent mount 
 DAGS_ROOT = f"{DAG_VOLUME_MOUNT}/dags"  # sync_dags.py --root: the slots and `current` live here
 DAGS_FOLDER = f"{DAGS_ROOT}/current"  # the chart's dags.path, hence AIRFLOW__CORE__DAGS_FOLDER
 # The official chart's DAG bundle (deploy/base/efs_release_bundle.py): a ConfigMap every Airflow pod
-# mounts in $AIRFLOW_HOME/config, which Airflow puts on sys.path. Pods mount it by name, so a change
-# of the file needs a new name to restart them: the name carries its SHA-256 (a test keeps it current).
-DAG_BUNDLE_SHA256 = "1cf812d42dbddc4dd7889a283171c4d03a3322105ec95d9b076cfe09b0a3b18e"
+# mounts in $AIRFLOW_HOME/config, which Airflow puts on sys.path. A subPath mount never sees an update,
+# so the pods carry the file's SHA-256 as an annotation: a new file restarts them (make validate
+# checks the annotation against the file; a test keeps this value the template file's).
+DAG_BUNDLE_SHA256 = "0344bbae510d5cfdfccdcc1d6a6e50bb9090d6073f4940217391f4ce93c404ee"
+DAG_BUNDLE_ANNOTATION = "airflow-gitops.io/dag-bundle-sha256"
 DAG_BUNDLE_MODULE = "efs_release_bundle"
 DAG_BUNDLE_CLASSPATH = f"{DAG_BUNDLE_MODULE}.EfsReleaseBundle"
+DAG_BUNDLE_FILE = f"deploy/base/{DAG_BUNDLE_MODULE}.py"  # in the generated repository
 DAG_BUNDLE_NAME = "dags-folder"  # the chart's and Airflow's default bundle name: existing DAGs keep theirs
-DAG_BUNDLE_CONFIGMAP = f"airflow-dag-bundle-{DAG_BUNDLE_SHA256[:10]}"
+DAG_BUNDLE_CONFIGMAP = "airflow-dag-bundle"  # one name: a renamed ConfigMap is pruned while old pods mount it
 DAG_BUNDLE_MOUNT = f"/opt/airflow/config/{DAG_BUNDLE_MODULE}.py"  # AIRFLOW_HOME is /opt/airflow in the image
 DAG_BUNDLE_REFRESH = 30  # seconds between the dag-processor's looks at `current`
 

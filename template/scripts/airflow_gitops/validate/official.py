@@ -10,11 +10,22 @@ resources (helm hooks deadlock under --wait and replay under Argo CD), an image 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from airflow_gitops.chart_cache import cached_chart
-from airflow_gitops.facts import CELERY_EXECUTORS, CHART_CACHE, FERNET_KEY_OF, chart
+from airflow_gitops.facts import (
+    CELERY_EXECUTORS,
+    CHART_CACHE,
+    DAG_BUNDLE_ANNOTATION,
+    DAG_BUNDLE_CLASSPATH,
+    DAG_BUNDLE_CONFIGMAP,
+    DAG_BUNDLE_FILE,
+    DAG_BUNDLE_MOUNT,
+    FERNET_KEY_OF,
+    chart,
+)
 from airflow_gitops.objects import dig, produced_secret_keys
 from airflow_gitops.validate.policy import STATIC_AWS_KEYS
 from airflow_gitops.validate.report import INFO, Issue, errors
@@ -64,7 +75,7 @@ def official_rules(values: dict, version: str, repo: Path | None, namespace: str
         # The chart's schema allows any top-level key, so a misspelt one (`schedulr:`) is silently ignored.
         found += errors(f"unknown top-level values key {key!r}: the chart {version} has no such key (typo?)"
                         for key in sorted(set(values) - set(defaults)))
-    found += errors(stack_rules(values, merged, version))
+    found += errors(stack_rules(values, merged, version) + bundle_rules(merged, repo))
     flavor = chart(FLAVOR, version)
     if flavor and len(release) > flavor.release_name_max:
         found += errors([f"release name {release!r} is longer than {flavor.release_name_max} characters "
@@ -122,6 +133,40 @@ def stack_rules(user: dict, v: dict, version: str) -> list[str]:
     text = json.dumps({k: user.get(k) for k in ("env", "config", "extraEnv", "secret")})
     if STATIC_AWS_KEYS.search(text):
         e.append("static AWS keys in values: the pods take the IAM role (IRSA or Pod Identity)")
+    return e
+
+
+# The components whose processes load DAG bundles (DagBundlesManager imports each bundle's class):
+# the dag-processor parses, the scheduler syncs the bundle list, the api-server renders versions,
+# workers (and the chart's KubernetesExecutor pod template, from workers.*) and the triggerer run tasks.
+BUNDLE_COMPONENTS = ("dagProcessor", "scheduler", "apiServer", "triggerer", "workers")
+
+
+def bundle_rules(v: dict, repo: Path | None) -> list[str]:
+    """Where dagBundleConfigList names this repository's bundle, every component imports it from its
+    ConfigMap, and the pods carry the hash of the file the ConfigMap holds (a subPath mount never
+    updates: only a new annotation restarts them onto an edited file)."""
+    bundles = dig(v, "dagProcessor.dagBundleConfigList") or []
+    if not any(isinstance(b, dict) and b.get("classpath") == DAG_BUNDLE_CLASSPATH for b in bundles):
+        return []
+    e = []
+    for component in BUNDLE_COMPONENTS:
+        volumes = {vol.get("name"): dig(vol, "configMap.name") for vol in dig(v, f"{component}.extraVolumes") or []}
+        mounts = [m for m in dig(v, f"{component}.extraVolumeMounts") or [] if m.get("mountPath") == DAG_BUNDLE_MOUNT]
+        if DAG_BUNDLE_CONFIGMAP not in {volumes.get(m.get("name")) for m in mounts}:
+            e.append(f"`{component}.extraVolumeMounts` must mount ConfigMap {DAG_BUNDLE_CONFIGMAP} at "
+                     f"{DAG_BUNDLE_MOUNT}: dagProcessor.dagBundleConfigList names {DAG_BUNDLE_CLASSPATH}, "
+                     "which every Airflow process that loads DAG bundles imports")
+    source = repo / DAG_BUNDLE_FILE if repo else None
+    if source is not None and source.is_file():
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        stamped = (dig(v, "airflowPodAnnotations") or {}).get(DAG_BUNDLE_ANNOTATION)
+        if stamped != digest:
+            e.append(f"`airflowPodAnnotations.{DAG_BUNDLE_ANNOTATION}` is {stamped!r}, not the SHA-256 of "
+                     f"{DAG_BUNDLE_FILE} ({digest}): pods mount the file with subPath, which never updates, so "
+                     "only a new annotation restarts them onto it (set it in deploy/base/values.yaml)")
+    elif source is not None:
+        e.append(f"{DAG_BUNDLE_FILE} is missing: dagProcessor.dagBundleConfigList names {DAG_BUNDLE_CLASSPATH}")
     return e
 
 
