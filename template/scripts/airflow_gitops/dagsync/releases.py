@@ -22,7 +22,7 @@ from airflow_gitops.dagsync.layout import (
 )
 from airflow_gitops.dagsync.manifest import read_manifest, write_atomic
 from airflow_gitops.dagsync.tree import Tree, epoch, iso
-from airflow_gitops.dagsync.volume import Ops, remove_entry, remove_trees
+from airflow_gitops.dagsync.volume import Ops, remove_trees
 from airflow_gitops.errors import UserError
 
 RELEASE_NAME = re.compile(r"[0-9a-f]{16}")
@@ -116,8 +116,7 @@ def clean_leftovers(root: str, ops: Ops) -> list[str]:
                 found += [e.path for e in it if e.name.startswith(TMP)]
         except FileNotFoundError:
             continue
-    for path in found:
-        remove_entry(path, ops)
+    remove_trees([(path, None) for path in found], ops)  # a half-built release: listed, removed --jobs at a time
     return found
 
 
