@@ -28,8 +28,9 @@ from airflow_gitops.errors import UserError
 RELEASE_NAME = re.compile(r"[0-9a-f]{16}")
 
 
-def read_live(root: str) -> str | None:
-    """The release (or old slot) `current` points at, or None before the first publish."""
+def read_live(root: str, repairing: bool = False) -> str | None:
+    """The release (or old slot) `current` points at, or None before the first publish (or, when repairing,
+    if it points at nothing: a publish then makes it point at a complete release again)."""
     path = os.path.join(root, CURRENT)
     try:
         target = os.readlink(path)
@@ -41,7 +42,11 @@ def read_live(root: str) -> str | None:
     if not (name in LEGACY_SLOTS or RELEASE_NAME.fullmatch(name)) or link_target(name) != target:
         raise UserError(f"{path} -> {target}: not one of this tool's releases ({RELEASES}/<id>)")
     if not os.path.isdir(release_dir(root, name)):
-        raise UserError(f"{path} -> {target}, which is absent: roll back or publish to repair it")
+        if repairing:
+            print(f"warning: {path} -> {target}, which is absent (removed by hand?): publishing repairs it",
+                  file=sys.stderr)
+            return None
+        raise UserError(f"{path} -> {target}, which is absent: publish to repair it")
     return name
 
 
