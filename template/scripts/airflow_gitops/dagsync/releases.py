@@ -22,7 +22,7 @@ from airflow_gitops.dagsync.layout import (
 )
 from airflow_gitops.dagsync.manifest import read_manifest, write_atomic
 from airflow_gitops.dagsync.tree import Tree, epoch, iso
-from airflow_gitops.dagsync.volume import Ops, remove_trees
+from airflow_gitops.dagsync.volume import Ops, fsync_dir, remove_trees
 from airflow_gitops.errors import UserError
 
 RELEASE_NAME = re.compile(r"[0-9a-f]{16}")
@@ -83,14 +83,6 @@ def save_state(root: str, state: dict[str, Any], ops: Ops) -> None:
     state.update(version=3, updated_at=iso(time.time()))
     write_atomic(os.path.join(root, STATE), json.dumps(state, indent=2, sort_keys=True) + "\n", ops)
     fsync_dir(root)
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def reconcile(root: str, state: dict[str, Any], live: str | None) -> bool:
