@@ -5,8 +5,10 @@
 
 Builds --files DAG files of ~2 KB in 300 directories, then, side by side in one run and for each
 filesystem: `cp -a` of the tree (the baseline every ratio is relative to), and for each step `rsync -a`
-into a copy of the previous version and a `sync_dags.py publish` (--grace 0): the first publish, one
-file changed, 100 files changed, and an unchanged re-publish.
+into a copy of the previous version and a `sync_dags.py publish` (a new release: unchanged files
+hard-linked): the first publish, one file changed, 100 files changed, and an unchanged re-publish.
+Then the removal of one release by `prune` with 2 and with 12 releases kept besides the live one
+(against `rm -rf` of a copy of the tree): the cost of a removal must not grow with what is kept.
 
 Filesystems: a FUSE passthrough that adds --latency-ms to every call (benchmarks/latencyfs.py, a model
 of EFS where each call is a network round trip) and counts the calls, reads included; then the local
@@ -120,6 +122,17 @@ def suite(volume: Path, work: Path, files: int, fs: latencyfs.Mount | None, seri
         if changes:
             change(src, changes, step)
         results[step] = {"rsync -a": timed(rsync, fs), "sync_dags": timed(publish, fs)}
+    for n in range(11):  # 14 releases in all: the live one, 12 to keep, the oldest to remove
+        change(src, 1, f"release {n}")
+        timed([*publish, "--keep-last", "100"], None)
+    prune = [sys.executable, str(TOOL), "prune", "--root", str(volume / "dags"), "--keep-for", "0", "--grace", "0",
+             "--stats", "--keep-last"]
+    for kept in (12, 2):
+        if kept == 2:
+            timed([*prune, "3"], None)  # down to the live one and 3: the timed prune removes one again
+        subprocess.run(["cp", "-a", str(src), str(volume / "rm-copy")], check=True)
+        results[f"prune 1 release, {kept} kept"] = {"rm -rf": timed(["rm", "-rf", str(volume / "rm-copy")], fs),
+                                                     "sync_dags": timed([*prune, str(kept)], fs)}
     return results
 
 
@@ -146,7 +159,7 @@ def table(title: str, results: dict[str, Any], goals: bool) -> None:
     for step, runs in results.items():
         if step == "cp -a":
             continue
-        ours, theirs = runs["sync_dags"], runs.get("rsync -a")
+        ours, theirs = runs["sync_dags"], runs.get("rsync -a", runs.get("rm -rf"))  # rm -rf: for a prune
         goal = GOALS.get(step)
         met = (goal is None or ours.seconds / base.seconds <= goal) and theirs is not None and (
             ours.seconds < theirs.seconds)
@@ -155,6 +168,8 @@ def table(title: str, results: dict[str, Any], goals: bool) -> None:
         rsync_time = f"{theirs.seconds:>8.2f}s" if theirs else f"{'-':>9}"
         print(f"{step:<26} {rsync_time} {ours.seconds:>8.2f}s {ratio(theirs, base):>9} {ratio(ours, base):>8}  "
               f"{goal_text:<7} {verdict:<8} {calls(theirs):>24} {calls(ours):>24}")
+    if any("rm -rf" in runs for runs in results.values() if isinstance(runs, dict)):
+        print("(prune rows: the rsync -a column is `rm -rf` of a copy of the tree, serial like rsync)")
 
 
 def main() -> int:

@@ -201,7 +201,10 @@ def test_the_checkout_revision_reaches_publish(generated, tmp_path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
     status = subprocess.run([sys.executable, "scripts/sync_dags.py", "status", "--root", str(root), "--json"],
                             cwd=repo, capture_output=True, text=True, check=True)
-    assert json.loads(status.stdout)["live"]["revision"] == env["DAGS_REVISION"], status.stdout
+    report = json.loads(status.stdout)
+    (live,) = [release for release in report["releases"] if release["live"]]
+    assert report["live"] == f"releases/{report['live_id']}" and live["id"] == report["live_id"], status.stdout
+    assert live["revision"] == env["DAGS_REVISION"] and live["kept"] == "live", status.stdout
 
 
 # ------------------------------------------------------------------ where a build runs, and what it may publish

@@ -533,6 +533,20 @@ def test_flip_without_state_write_is_reconciled(tmp_path: Path) -> None:
     assert next(rel for rel in report["releases"] if rel["id"] == second)["superseded_at"] is not None
 
 
+def test_a_current_pointing_at_a_removed_release_is_repaired_by_a_publish(tmp_path: Path) -> None:
+    v1, v2, _ = three_versions(tmp_path)
+    root = tmp_path / "root"
+    ok(publish(v1, root))
+    shutil.rmtree(live(root))  # removed by hand
+
+    refused = run("status", "--root", root)
+    proc = ok(publish(v2, root))
+
+    assert refused.returncode == 2 and "which is absent: publish to repair it" in refused.stderr
+    assert "publishing repairs it" in proc.stderr and snapshot(live(root)) == snapshot(v2)
+    assert [rel["id"] for rel in status(root)["releases"]] == [live_id(root)]
+
+
 # --------------------------------------------------------------------------------------------- locking
 def test_concurrent_publishers_are_serialised(tmp_path: Path) -> None:
     files = dags(3000)

@@ -2,7 +2,8 @@
 
 Helpers beside the DAGs, helper packages kept from parsing by .airflowignore, symlinks inside and outside
 the source; the check compiles what Airflow parses and, with the real Airflow of `make runtime`, loads
-its DagBag with the published tree as DAGS_FOLDER.
+its DagBag with the published tree as DAGS_FOLDER. And the volume's own layout: a ROOT left by the
+two-slot publisher is upgraded to releases by the first publish.
 """
 
 from __future__ import annotations
@@ -13,12 +14,29 @@ import re
 import shutil
 import subprocess
 import textwrap
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from airflow_gitops.dagsync.ignore import airflow_listing, glob_regex
 from helpers.paths import skip_or_fail
-from helpers.sync_dags import PYTHON, TOOL, live, ok, publish, run, snapshot
+from helpers.sync_dags import (
+    PYTHON,
+    TOOL,
+    copy_tree,
+    live,
+    live_id,
+    make_tree,
+    ok,
+    publish,
+    releases,
+    run,
+    snapshot,
+    stats,
+    status,
+    two_slot_layout,
+)
 from helpers.tools import airflow_python
 
 ETL = '''\
@@ -122,6 +140,73 @@ def test_dangling_and_looping_symlinks_are_refused(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "a/gone.py:0:symlink -> missing.py dangles" in proc.stderr
     assert "a/up:0:symlink -> .. points at its own parent directory" in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------- upgrade
+def a_moment_ago(seconds: float) -> str:
+    return datetime.fromtimestamp(time.time() - seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_the_first_publish_over_the_two_slot_layout_links_from_the_live_slot(tmp_path: Path) -> None:
+    v1 = make_tree(tmp_path / "v1", 80)
+    root = two_slot_layout(tmp_path / "efs/dags", v1, "r1", idle_left_at=a_moment_ago(600))
+    v2 = copy_tree(v1, tmp_path / "v2")
+    (v2 / "team04/dag_00004.py").write_text("VALUE = 'four'\n")
+
+    result = stats(ok(publish(v2, root, "--revision", "r2", "--stats")))
+
+    assert (result["action"], result["base"], result["written"], result["linked"]) == ("published", "manifest", 1, 79)
+    assert os.readlink(root / "current") == f"releases/{live_id(root)}" and snapshot(live(root)) == snapshot(v2)
+    dag = "team01/dag_00001.py"
+    assert (live(root) / dag).stat().st_ino == (root / ".slot-a" / dag).stat().st_ino
+    assert snapshot(root / ".slot-a") == snapshot(v1)  # the slot that was live is left as it was
+    report = status(root)
+    slots = {slot["slot"]: slot for slot in report["legacy_slots"]}
+    assert slots[".slot-a"]["kept"] == slots[".slot-b"]["kept"] == "keep-for"  # superseded like any tree
+    assert slots[".slot-a"]["revision"] == "r1" and slots[".slot-a"]["superseded_at"] is not None
+
+    refused = run("rollback", "--root", root)
+
+    assert refused.returncode == 5, refused.stderr
+    assert ".slot-a of the old two-slot layout: rolling back to a slot is not supported" in refused.stderr
+    assert "publish its revision (r1) again" in refused.stderr
+    ok(publish(v1, root, "--revision", "r1"))  # what the refusal says: v1 again, as a release
+    ok(run("rollback", "--root", root))
+    assert snapshot(live(root)) == snapshot(v2)
+
+    ok(run("prune", "--root", root, "--keep-for", "0", "--grace", "0"))  # past keep-for: the slots go
+
+    assert sorted(os.listdir(root)) == [".lock", ".state.json", "current", "releases"]
+    assert status(root)["legacy_slots"] == [] and len(releases(root)) == 2
+
+
+def test_a_slot_that_was_never_live_goes_with_the_first_prune(tmp_path: Path) -> None:
+    """The twin seeded by the two-slot publisher's first run had no readers: nothing keeps it."""
+    v1 = make_tree(tmp_path / "v1", 20)
+    root = two_slot_layout(tmp_path / "root", v1, "r1")
+    v2 = copy_tree(v1, tmp_path / "v2")
+    (v2 / "team00/dag_00000.py").write_text("VALUE = 2\n")
+
+    proc = ok(publish(v2, root))
+
+    assert "pruned 1: .slot-b" in proc.stdout and not (root / ".slot-b").exists()
+    assert not (root / ".slot-b.manifest.json").exists() and (root / ".slot-a").is_dir()
+
+
+def test_a_two_slot_layout_without_manifests_is_scanned_once(tmp_path: Path) -> None:
+    """A ROOT written before the slots had manifests: the live slot is scanned and hashed to link from it."""
+    v1 = make_tree(tmp_path / "v1", 30)
+    root = two_slot_layout(tmp_path / "root", v1, "r1")
+    for manifest in root.glob(".slot-*.manifest.json"):
+        manifest.unlink()
+    v2 = copy_tree(v1, tmp_path / "v2")
+    (v2 / "team00/dag_00000.py").write_text("VALUE = 2\n")
+
+    result = stats(ok(publish(v2, root, "--stats")))
+
+    assert result["base"] == "scanned" and (result["written"], result["linked"]) == (1, 29), result
+    assert snapshot(live(root)) == snapshot(v2)
+    assert stats(ok(publish(v1, root, "--stats")))["base"] == "manifest"  # releases have theirs
 
 
 # --------------------------------------------------------------------------------------------- checks

@@ -14,7 +14,7 @@ Exit codes, the same in every tool:
        upgrade; `preflight: cannot check the cluster: ...`; `sync_dags: ...` (usage or I/O error);
        validate --jenkins-clouds without a Jenkinsfile; argparse's usage errors
     3  sync_dags: the lock was not taken within --lock-timeout (the message names the holder)
-    4  unused (was sync_dags --no-wait of the two-slot layout: releases are never overwritten, so a publish never waits)
+    4  unused (was sync_dags --no-wait: releases are never overwritten, so a publish never waits)
     5  sync_dags: rollback impossible (no release published before the live one, or it is an old slot)
 
 SYNC_DAGS_EXIT_CODES is sync_dags' --help epilog: the same codes, in the words of its commands.

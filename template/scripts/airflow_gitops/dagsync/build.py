@@ -9,7 +9,7 @@ from typing import NamedTuple
 from airflow_gitops.dagsync.layout import RELEASES, TMP, release_dir
 from airflow_gitops.dagsync.source import Source
 from airflow_gitops.dagsync.tree import Item, Tree, parallel
-from airflow_gitops.dagsync.volume import Dirs, Ops, by_depth, remove_entry, split
+from airflow_gitops.dagsync.volume import Dirs, Ops, by_depth, fsync_dir, remove_entry, split
 
 
 def build(root: str, rid: str, source: Source, base: str | None, have: Tree, ops: Ops) -> str:
@@ -22,19 +22,21 @@ def build(root: str, rid: str, source: Source, base: str | None, have: Tree, ops
     os.mkdir(tmp)
     ops.count("mkdir")
     files = [rel for rel, item in source.tree.items() if item.kind == "f"]
-    linked = [rel for rel in files if base and source.tree[rel].same(have.get(rel))]
-    written = [rel for rel in files if not (base and source.tree[rel].same(have.get(rel)))]
+    linked = [rel for rel in files if source.tree[rel].same(have.get(rel))] if base else []
+    shared = set(linked)
+    written = [rel for rel in files if rel not in shared]
     with Dirs(tmp, writable=True) as new:
         for level in by_depth(rel for rel, item in source.tree.items() if item.kind == "d"):
             parallel(ops.jobs, lambda rel: new.mkdir(rel, ops), level)
-        if linked:
-            with Dirs(release_dir(root, base)) as old:  # type: ignore[arg-type]  # linked implies base
+        if base and linked:
+            with Dirs(release_dir(root, base)) as old:
                 parallel(ops.jobs, lambda rel: ops.link_or_copy(source, rel, old.fd(split(rel)[0]),
                                                                 new.fd(split(rel)[0]), split(rel)[1]), linked)
         parallel(ops.jobs, lambda rel: ops.write_file(source, rel, new.fd(split(rel)[0]), split(rel)[1]), written)
         new.fsync_all(ops)  # every entry durable before the name says "complete release"
     os.rename(tmp, final)
     ops.count("renamed")
+    fsync_dir(os.path.dirname(final))  # the name durable before the manifest and the flip refer to it
     return final
 
 

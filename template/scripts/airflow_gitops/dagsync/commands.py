@@ -60,7 +60,7 @@ def publish(args: argparse.Namespace) -> int:
         ops.count("mkdir")
     with Lock(root, args.lock_timeout, ops, "publish"):
         clean_leftovers(root, ops)
-        live = read_live(root)
+        live = read_live(root, repairing=True)
         state = load_state(root)
         dirty = reconcile(root, state, live)
         if live == rid:

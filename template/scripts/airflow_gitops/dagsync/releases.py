@@ -22,14 +22,15 @@ from airflow_gitops.dagsync.layout import (
 )
 from airflow_gitops.dagsync.manifest import read_manifest, write_atomic
 from airflow_gitops.dagsync.tree import Tree, epoch, iso
-from airflow_gitops.dagsync.volume import Ops, remove_entry, remove_trees
+from airflow_gitops.dagsync.volume import Ops, fsync_dir, remove_trees
 from airflow_gitops.errors import UserError
 
 RELEASE_NAME = re.compile(r"[0-9a-f]{16}")
 
 
-def read_live(root: str) -> str | None:
-    """The release (or old slot) `current` points at, or None before the first publish."""
+def read_live(root: str, repairing: bool = False) -> str | None:
+    """The release (or old slot) `current` points at, or None before the first publish (or, when repairing,
+    if it points at nothing: a publish then makes it point at a complete release again)."""
     path = os.path.join(root, CURRENT)
     try:
         target = os.readlink(path)
@@ -41,7 +42,11 @@ def read_live(root: str) -> str | None:
     if not (name in LEGACY_SLOTS or RELEASE_NAME.fullmatch(name)) or link_target(name) != target:
         raise UserError(f"{path} -> {target}: not one of this tool's releases ({RELEASES}/<id>)")
     if not os.path.isdir(release_dir(root, name)):
-        raise UserError(f"{path} -> {target}, which is absent: roll back or publish to repair it")
+        if repairing:
+            print(f"warning: {path} -> {target}, which is absent (removed by hand?): publishing repairs it",
+                  file=sys.stderr)
+            return None
+        raise UserError(f"{path} -> {target}, which is absent: publish to repair it")
     return name
 
 
@@ -80,14 +85,6 @@ def save_state(root: str, state: dict[str, Any], ops: Ops) -> None:
     fsync_dir(root)
 
 
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def reconcile(root: str, state: dict[str, Any], live: str | None) -> bool:
     """Make the state agree with `current` when a run was killed between its flip and its state write
     (`current` on disk is the truth). Returns whether anything changed (the caller then saves the state)."""
@@ -116,8 +113,7 @@ def clean_leftovers(root: str, ops: Ops) -> list[str]:
                 found += [e.path for e in it if e.name.startswith(TMP)]
         except FileNotFoundError:
             continue
-    for path in found:
-        remove_entry(path, ops)
+    remove_trees([(path, None) for path in found], ops)  # a half-built release: listed, removed --jobs at a time
     return found
 
 

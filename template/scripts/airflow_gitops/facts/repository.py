@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import re
 
+# sync_dags.py's retention defaults, defined with the publisher (which the Airflow image runs on its own);
+# re-exported here for the generated README, which states them.
+from airflow_gitops.dagsync.layout import GRACE as DAG_GRACE  # noqa: F401
+from airflow_gitops.dagsync.layout import KEEP_FOR as DAG_KEEP_FOR  # noqa: F401
+from airflow_gitops.dagsync.layout import KEEP_LAST as DAG_KEEP_LAST  # noqa: F401
+
 # ---------------------------------------------------------------- repository
 ANSWERS_FILE = ".copier-answers.yml"  # the primary answers file; further envs: .copier-answers.<env>.yml
 PLACEHOLDER_PREFIX = "UNSEALED"  # an unsealed SealedSecret entry: "UNSEALED: run make seal ..."
@@ -55,7 +61,7 @@ POD_SECURITY_VERSION = "v1.31"
 # ---------------------------------------------------------------- DAGs on EFS
 DAG_CLAIM = "airflow-dags"  # PersistentVolumeClaim of every environment (deploy/base/pvc.yaml)
 DAG_VOLUME_MOUNT = "/opt/efs"  # where Airflow pods and the Jenkins agent mount the claim
-DAGS_ROOT = f"{DAG_VOLUME_MOUNT}/dags"  # sync_dags.py --root: the slots and `current` live here
+DAGS_ROOT = f"{DAG_VOLUME_MOUNT}/dags"  # sync_dags.py --root: releases/ and `current` live here
 DAGS_FOLDER = f"{DAGS_ROOT}/current"  # the chart's dags.path, hence AIRFLOW__CORE__DAGS_FOLDER
 # The official chart's DAG bundle (deploy/base/efs_release_bundle.py): a ConfigMap every Airflow pod
 # mounts in $AIRFLOW_HOME/config, which Airflow puts on sys.path. A subPath mount never sees an update,
