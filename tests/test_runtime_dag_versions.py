@@ -116,6 +116,7 @@ def test_a_run_finishes_on_the_code_it_started_with(repo, workdir) -> None:
         assert returned(dep, run, "first") == ("v1", v1)
         assert returned(dep, run, "second") == ("v1", v1), "the run's second task ran on the new code"
 
+        assert (dep.efs / "dags" / "releases" / v1).is_dir(), "the publish pruned a release a run still needs"
         new_run = dep.trigger(DAG_ID, "started-on-v2")
         dep.wait_run(DAG_ID, new_run, 300, evidence_from=(name(dep, "scheduler"), name(dep, "worker")))
         assert returned(dep, new_run, "second") == ("v2", v2)
