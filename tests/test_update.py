@@ -351,3 +351,58 @@ def test_update_from_the_previous_release_gives_each_jenkins_entry_its_cloud(tmp
     assert {env: e.cloud for env, e in entries.items()} == {"dev": "demo-cluster", "staging": "staging-cluster"}
     assert {env: e.namespace for env, e in entries.items()} == {"dev": "airflow-dev", "staging": "airflow-staging"}
     assert "validate:" in result.stdout and " 0 errors" in result.stdout, result.stdout
+
+
+def test_a_volume_published_by_the_previous_release_moves_to_releases_with_one_publish(tmp_path: Path, released: Path,
+                                                                                      demo_answers) -> None:
+    """DAGs published by a v0.1.0 repository (two slots), then `make update` and one publish by the updated
+    scripts/sync_dags.py: `current` moves from the slot to a release, and a reader polling `current` the
+    whole time (as the dag-processor lists it) always finds a complete tree, the old one or the new one."""
+    import sys
+    import threading
+
+    import copier
+    from helpers.sync_dags import published, snapshot
+
+    repo = tmp_path / "project"
+    copier.run_copy(str(released), repo, data={**demo_answers, "web_hostname": ""}, defaults=True, unsafe=True,
+                    quiet=True, vcs_ref="v0.1.0")
+    commit_all(repo, "generated at v0.1.0")
+    root = tmp_path / "efs" / "dags"
+
+    def publish() -> None:
+        done = subprocess.run([sys.executable, str(repo / "scripts/sync_dags.py"), "publish", "--source",
+                               str(repo / "dags"), "--root", str(root), "--grace", "0"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    publish()
+    assert os.readlink(root / "current") in (".slot-a", ".slot-b")
+    before = published(repo / "dags")
+
+    result = make_update(repo, "VERSION=v0.2.0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (repo / "dags" / "added_after_the_update.py").write_text("VERSION = 2\n")
+    after = published(repo / "dags")
+
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def read_current() -> None:
+        while not stop.is_set():
+            try:
+                tree = snapshot(Path(os.path.realpath(root / "current")))
+            except OSError as exc:  # `current` missing or dangling: downtime
+                seen.append(f"unreadable: {exc}")
+                continue
+            seen.append("old" if tree == before else "new" if tree == after else "incomplete")
+
+    reader = threading.Thread(target=read_current)
+    reader.start()
+    try:
+        publish()
+    finally:
+        stop.set()
+        reader.join()
+    assert seen and set(seen) <= {"old", "new"}, sorted(set(seen))
+    assert seen[-1] == "new" and os.readlink(root / "current").startswith("releases/")
+    assert (root / ".slot-a").is_dir(), "the old slots stay until --keep-for has passed (running tasks read them)"
