@@ -16,6 +16,7 @@ The other stories run on the default pair new copies get.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -129,8 +130,10 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(pair, official_repo, w
         assert log_server_answer(dep, host).startswith("HTTP "), log_server_answer(dep, host)
         assert "unreachable: <urlopen error [Errno -" in log_server_answer(dep, worker)  # getaddrinfo failed
         assert dep.redis is not None and dep.redis.stat("total_connections_received") > 0
-        # DAGs came from the published tree the bundle reads.
-        assert dep.sql(f"SELECT fileloc FROM dag WHERE dag_id = '{DAG}'").startswith(facts.DAGS_FOLDER + "/")
+        # DAGs came from the published release, through the repository's bundle: the DAG's version is it.
+        live = os.readlink(dep.efs / "dags" / "current").rpartition("/")[2]
+        assert dep.sql(f"SELECT bundle_name, bundle_version FROM dag WHERE dag_id = '{DAG}'") == \
+            f"{facts.DAG_BUNDLE_NAME}|{live}"
         # Each as the user its image and securityContext give (pgbouncer's image: `nobody`, by number).
         assert dep.user_of(name(dep, "pgbouncer"), "pgbouncer") == (facts.NOBODY_UID, facts.NOBODY_UID)
         assert dep.user_of(name(dep, "worker")) == (facts.AIRFLOW_UID, facts.AIRFLOW_GID)
