@@ -17,6 +17,7 @@ from helpers.make import validate_env
 from helpers.official_release import api, bring_up, name, runtime
 from helpers.secrets import PASSWORDS, environ
 from runtime.deployment import RELEASE_TIMEOUT, Deployment, make_workdir, remove_workdir
+from runtime.sandbox import HarnessError
 from standins.controller import make_cert, make_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.runtime]
@@ -100,8 +101,11 @@ def test_a_run_finishes_on_the_code_it_started_with(repo, workdir) -> None:
         dep.wait_dag(DAG_ID, 180)
         set_gate(dep, 0)
         run = dep.trigger(DAG_ID, "started-on-v1")
-        dep.wait_for_sql(f"SELECT state FROM task_instance WHERE run_id = '{run}' AND task_id = 'first'",
-                         "success", 300)
+        try:
+            dep.wait_for_sql(f"SELECT state FROM task_instance WHERE run_id = '{run}' AND task_id = 'first'",
+                             "success", 300)
+        except HarnessError as failed:
+            raise HarnessError(f"{failed}\n--- worker\n{dep.process(name(dep, 'worker')).tail(80)}") from None
 
         # The Jenkins job publishes v2 between the two tasks; the dag-processor sees the new release.
         write_dag(path, "v2")
