@@ -22,7 +22,7 @@ import pytest
 from airflow_gitops import facts
 from airflow_gitops.dagsync import layout
 from helpers.paths import ROOT
-from helpers.sync_dags import PYTHON, TOOL, live_id, ok, publish, published, snapshot, write_tree
+from helpers.sync_dags import PYTHON, TOOL, live_id, ok, publish, published, snapshot, start_publish, write_tree
 from helpers.tools import airflow_python
 
 BUNDLE = ROOT / "template/deploy/base/{% if airflow_chart == 'official' %}efs_release_bundle.py{% endif %}"
@@ -163,8 +163,7 @@ def test_a_killed_publish_leaves_the_bundle_on_a_complete_release(tmp_path: Path
     full = time.monotonic() - started
     bundle = Bundle(airflow_python(AIRFLOWS[-1]), root, tmp_path)
     for trial in range(4):
-        proc = subprocess.Popen([PYTHON, str(TOOL), "publish", "--source", str(trees[trial % 3]), "--root",
-                                 str(root), "--grace", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = start_publish(trees[trial % 3], root)
         time.sleep(rng.uniform(0, full * 1.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()

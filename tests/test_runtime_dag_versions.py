@@ -8,17 +8,15 @@ imported from the ConfigMap every pod mounts, DAGs published by the Jenkinsfile'
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from airflow_gitops import facts
 from helpers.make import validate_env
-from helpers.official_release import api, bring_up, name, runtime
-from helpers.secrets import PASSWORDS, environ
+from helpers.official_release import api, bring_up, live_release, name, runtime, sealed_copy
 from runtime.deployment import RELEASE_TIMEOUT, Deployment, make_workdir, remove_workdir
 from runtime.sandbox import HarnessError
-from standins.controller import make_cert, make_key
+from standins.controller import make_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.runtime]
 
@@ -52,13 +50,6 @@ def write_dag(repo: Path, version: str) -> None:
     (repo / "dags" / f"{DAG_ID}.py").write_text(DAG_CODE.format(version=version, dag_id=DAG_ID))
 
 
-def live_release(dep: Deployment) -> str:
-    """The release id `current` points at on the volume (releases/<id>)."""
-    parent, _, release = os.readlink(dep.efs / "dags" / "current").rpartition("/")
-    assert parent == "releases", f"current -> {parent}/{release}: not a release"
-    return release
-
-
 def returned(dep: Deployment, run_id: str, task_id: str) -> tuple[str, str]:
     """What the task returned in `run_id`: (its code's version, the release its file was in)."""
     value = dep.sql(f"SELECT value FROM xcom WHERE dag_id = '{DAG_ID}' AND run_id = '{run_id}' "
@@ -77,9 +68,7 @@ def set_gate(dep: Deployment, slots: int) -> None:
 @pytest.fixture
 def repo(tmp_path: Path, copy_project, official_answers) -> tuple[Path, object]:
     key = make_key(2048)
-    cert = make_cert(key, tmp_path / "cert.pem")
-    with environ(PASSWORDS):
-        path = copy_project(tmp_path / "repo", {**official_answers, "sealed_secrets_cert": str(cert)})
+    path = sealed_copy(copy_project, official_answers, key, tmp_path)
     write_dag(path, "v1")
     return path, key
 

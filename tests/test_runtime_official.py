@@ -16,7 +16,6 @@ The other stories run on the default pair new copies get.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -30,15 +29,15 @@ from airflow_gitops.sealing.crypto import seal_value
 from helpers.chart_switch import FERNET, community_repo, switch_to_official
 from helpers.copying import change_answers, commit_all
 from helpers.make import make_upgrade, run_make, validate_env
-from helpers.official_release import DB_FAILURES, api_port, bring_up, healthy, name, runtime
+from helpers.official_release import DB_FAILURES, api_port, bring_up, healthy, live_release, name, runtime, sealed_copy
 from helpers.paths import chart_tgz
-from helpers.secrets import PASSWORDS, environ
+from helpers.secrets import PASSWORDS
 from helpers.tools import airflow_python
 from runtime import keda
 from runtime.deployment import MIGRATED, RELEASE_TIMEOUT, Deployment, make_workdir, remove_workdir
 from runtime.sandbox import HarnessError, wait_for
 from runtime.scenario import BROKER_FAILURES, DAG, trust_rds
-from standins.controller import make_cert, make_key, unseal_object
+from standins.controller import make_key, unseal_object
 
 pytestmark = [pytest.mark.slow, pytest.mark.runtime]
 
@@ -72,10 +71,8 @@ def workdir():
 @pytest.fixture
 def official_repo(tmp_path: Path, copy_project, official_answers, controller_key) -> Any:
     def make(**overrides: Any) -> Path:
-        cert = make_cert(controller_key, tmp_path / "cert.pem")
-        with environ(PASSWORDS):
-            return copy_project(tmp_path / "repo", {**official_answers, "rds_tls_verify": True, **overrides,
-                                                    "sealed_secrets_cert": str(cert)})
+        return sealed_copy(copy_project, official_answers, controller_key, tmp_path,
+                           **{"rds_tls_verify": True, **overrides})
     return make
 
 
@@ -131,9 +128,8 @@ def test_airflow3_release_runs_a_dag_on_the_celery_worker(pair, official_repo, w
         assert "unreachable: <urlopen error [Errno -" in log_server_answer(dep, worker)  # getaddrinfo failed
         assert dep.redis is not None and dep.redis.stat("total_connections_received") > 0
         # DAGs came from the published release, through the repository's bundle: the DAG's version is it.
-        live = os.readlink(dep.efs / "dags" / "current").rpartition("/")[2]
         assert dep.sql(f"SELECT bundle_name, bundle_version FROM dag WHERE dag_id = '{DAG}'") == \
-            f"{facts.DAG_BUNDLE_NAME}|{live}"
+            f"{facts.DAG_BUNDLE_NAME}|{live_release(dep)}"
         # Each as the user its image and securityContext give (pgbouncer's image: `nobody`, by number).
         assert dep.user_of(name(dep, "pgbouncer"), "pgbouncer") == (facts.NOBODY_UID, facts.NOBODY_UID)
         assert dep.user_of(name(dep, "worker")) == (facts.AIRFLOW_UID, facts.AIRFLOW_GID)

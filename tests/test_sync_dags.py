@@ -41,6 +41,7 @@ from helpers.sync_dags import (
     releases,
     run,
     snapshot,
+    start_publish,
     state,
     stats,
     status,
@@ -348,11 +349,6 @@ def versioned_trees(tmp_path: Path, rng: random.Random, count: int, files: int) 
         version.update({f"added{n}/dag_{i}.py": f"VERSION = {n}\n" for i in range(30)})
         trees.append(write_tree(tmp_path / f"v{n}", version, {"latest.py": f"added{n}/dag_0.py"}, (trees[0], base)))
     return trees
-
-
-def start_publish(source: Path, root: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([PYTHON, str(TOOL), "publish", "--source", str(source), "--root", str(root),
-                             "--grace", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.mark.slow

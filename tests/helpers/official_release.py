@@ -4,6 +4,7 @@ workloads by name, the order a sync starts them in, and calls on its api-server 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from airflow_gitops import facts
 from runtime.deployment import Deployment
 from runtime.sandbox import HarnessError, unavailable
 from runtime.scenario import trust_rds
+from standins.controller import make_cert
 
 from helpers.paths import chart_tgz, skip_or_fail
+from helpers.secrets import PASSWORDS, environ
 from helpers.tools import airflow_python
 
 WORKLOADS = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
@@ -27,6 +30,21 @@ def runtime(chart_version: str, release: str) -> tuple[Path, Path]:
     if reason:
         skip_or_fail(reason)
     return airflow_python(release), chart_tgz("official", chart_version)
+
+
+def sealed_copy(copy_project: Callable[..., Path], answers: dict[str, Any], key: Any, tmp_path: Path,
+                **overrides: Any) -> Path:
+    """`copier copy` of the official chart into tmp_path/repo, every secret sealed for `key`'s certificate."""
+    cert = make_cert(key, tmp_path / "cert.pem")
+    with environ(PASSWORDS):
+        return copy_project(tmp_path / "repo", {**answers, **overrides, "sealed_secrets_cert": str(cert)})
+
+
+def live_release(dep: Deployment) -> str:
+    """The release id `current` points at on the DAG volume (releases/<id>)."""
+    parent, _, release = os.readlink(dep.efs / "dags" / "current").rpartition("/")
+    assert parent == "releases", f"current -> {parent}/{release}: not a release"
+    return release
 
 
 def name(dep: Deployment, component: str) -> str:

@@ -32,6 +32,12 @@ def publish(source: Path, root: Path, *extra: object) -> subprocess.CompletedPro
     return run("publish", "--source", source, "--root", root, "--grace", "0", *extra)
 
 
+def start_publish(source: Path, root: Path) -> subprocess.Popen[bytes]:
+    """A publish in the background, to be killed at some instant (--grace 0)."""
+    return subprocess.Popen([PYTHON, str(TOOL), "publish", "--source", str(source), "--root", str(root),
+                             "--grace", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     return proc
